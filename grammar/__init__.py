@@ -1,0 +1,1 @@
+"""The PQL grammar (pql.lark), shipped inside the wheel as package data."""
