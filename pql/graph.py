@@ -150,6 +150,24 @@ class Graph:
         return graph_from_directory(Path(path))
 
     @classmethod
+    def from_tables(cls, tables: dict[str, Any], *, primary_keys: dict[str, str] | None = None,
+                    time_columns: dict[str, str] | None = None, end_time_columns: dict[str, str] | None = None,
+                    edges: list[Any] | None = None, stypes: dict[str, dict[str, str]] | None = None,
+                    infer: bool = False) -> "Graph":
+        """A graph over in-memory tables (pyarrow Table / pandas DataFrame) or file paths; dtypes and
+        stypes are inferred from the data, keys/time columns/edges as given (or inferred with ``infer``)."""
+        from pql.graphbuild import graph_from_tables
+
+        return graph_from_tables(tables, primary_keys=primary_keys, time_columns=time_columns,
+                                 end_time_columns=end_time_columns, edges=edges, stypes=stypes, infer=infer)
+
+    def to_toml(self, base: str | Path | None = None, *, stypes: bool = True) -> str:
+        """The ``graph.toml`` text for this graph (paths relative to ``base`` when possible)."""
+        from pql.graphfile import graph_to_toml
+
+        return graph_to_toml(self, Path(base) if base is not None else None, stypes=stypes)
+
+    @classmethod
     def load(cls, path: str | Path) -> "Graph":
         """A ``graph.toml`` file, or a directory (its ``graph.toml`` if present, else inferred)."""
         p = Path(path)
