@@ -281,7 +281,10 @@ def zone_awareness(con: duckdb.DuckDBPyConnection, source: exp.Expression, raw: 
         return False
     if raw.is_text:
         zoned = exp.func("regexp_matches", exp.func("trim", col(raw.name)), lit(ZONED_TEXT_RE))
-        row = run(con, exp.select(exp.func("bool_or", zoned)).from_(source.copy())
-                  .where(exp.Not(this=exp.Is(this=col(raw.name), expression=exp.Null()))))[0]
-        return row[0]
+        any_zoned, all_zoned = run(con, exp.select(exp.func("bool_or", zoned), exp.func("bool_and", zoned.copy()))
+                                   .from_(source.copy())
+                                   .where(exp.Not(this=exp.Is(this=col(raw.name), expression=exp.Null()))))[0]
+        if any_zoned is None or any_zoned != all_zoned:
+            return None  # empty, or mixed within the column (reported on its own as E708)
+        return bool(all_zoned)
     return None

@@ -42,7 +42,8 @@ class _File:
     def line_of(self, key: str, table: str | None = None) -> int:
         """1-based line of ``key = …`` (searched after the table's header when there is one)."""
         start = (self.header_line(table) or 0) if table is not None else 0
-        pat = re.compile(r"(^|[\s.{,])[\"']?" + re.escape(key) + r"[\"']?\s*=")
+        k = r"[\"']?" + re.escape(key) + r"[\"']?"
+        pat = re.compile(r"(^|[\s.{,])" + k + r"\s*=|^\s*\[\[?([^\]]*\.)?\s*" + k + r"\s*\]")
         for i in list(range(start, len(self.lines))) + list(range(0, start)):
             if pat.search(self.lines[i].split("#", 1)[0]):
                 return i + 1
