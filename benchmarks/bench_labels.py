@@ -10,7 +10,8 @@ Two parts, each printing a table of figures (never pass/fail):
   hand-written DuckDB query per task over all anchors.
 
 Every measurement runs in a fresh process, so its peak resident memory (VmHWM) is its own.
-The baselines get pql's anchors, so the comparison isolates label computation; the labels (ENTITY, ANCHOR_TIMESTAMP, TARGET) must be equal or the row says so. Anchors are also
+The baselines get pql's anchors, so the comparison isolates label computation; the labels
+(ENTITY, ANCHOR_TIMESTAMP, TARGET) must be equal or the row says so. Anchors are also
 recomputed here from spec §10.2 as a cross-check.
 
 The baseline SQL below is constant text written for this benchmark (no user input); anchors are
