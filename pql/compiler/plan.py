@@ -1,0 +1,226 @@
+"""The plan (spec §11.1): aggregation CTEs and the scopes that resolve columns and aggregations.
+
+An aggregation CTE computes, for every (key, anchor) pair that has input, the value ``v`` and the
+input count ``n``. It joins the aggregated table to the ``anchors`` CTE on the window only (a range
+join DuckDB executes as an IEJoin), so every anchor is handled in one statement and no row is
+paired with anchors whose window it is not in. Keys without input get the empty-window value (or
+are undefined) when a scope LEFT JOINs the CTE on (key, anchor).
+
+A *scope* is the row an expression is evaluated against: the entity row of the final query
+(:class:`EntityScope`) or a row of an aggregated table inside a CTE (:class:`RowScope`). Scopes add
+the joins they need lazily: one-hop parents, nested aggregation CTEs keyed by the row's primary
+key and the example's anchor (§7.5: never the outer row's time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from pql import ast
+from pql.graph import Edge, Graph
+from pql.validated import ValidatedQuery
+
+from .aggregations import AGGREGATIONS, AggInput
+from .conditions import Operand, compile_condition
+from .sqlbuild import (ANCHOR, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join, left_join,
+                       table_ref)
+from .timeunits import interval_add
+
+__all__ = ["Planner", "EntityScope", "RowScope", "ROW_NUMBER"]
+
+ROW_NUMBER = "__pql_row"  # source row order, for FIRST/LAST over a table without primary key
+
+
+def _edge(graph: Graph, src: str, dst: str) -> Edge:
+    edges = graph.edges_between(src, dst)
+    if not edges:  # the validator rules this out (E105/E109); a bug if reached
+        raise AssertionError(f"no edge {src} -> {dst}")
+    return edges[0]
+
+
+class _BaseScope:
+    """Joins and name resolution shared by both scopes."""
+
+    def __init__(self, planner: "Planner", table: str, anchor: exp.Expression | None) -> None:
+        self.planner = planner
+        self.graph = planner.graph
+        self.table = table
+        self.anchor = anchor
+        self.joins: list[exp.Join] = []
+        self._parents: dict[Edge, str] = {}
+        self._aggs: dict[str, str] = {}
+
+    # Subclasses: the alias of the scope's own row, and the key children join on.
+    def own_alias(self) -> str:
+        raise NotImplementedError
+
+    def child_key(self) -> exp.Expression:
+        raise NotImplementedError
+
+    def _parent_alias(self, edge: Edge) -> str:
+        if edge not in self._parents:
+            alias = f"j{len(self._parents) + 1}"
+            self._parents[edge] = alias
+            parent = self.graph.table(edge.dst_table)
+            on = exp.EQ(this=col(parent.primary_key, alias), expression=col(edge.fkey, self.own_alias()))
+            self.joins.append(left_join(table_ref(edge.dst_table, alias), on))
+        return self._parents[edge]
+
+    def column(self, node: ast.Column) -> exp.Expression:
+        if node.table == self.table:
+            alias = self.own_alias()
+        else:
+            alias = self._parent_alias(_edge(self.graph, self.table, node.table))
+        expr: exp.Expression = col(node.name, alias)
+        if node.name == self.graph.table(node.table).end_time_column and self.anchor is not None:
+            # §7.5: an end time later than the anchor reads as NULL.
+            expr = exp.Case(ifs=[exp.If(this=exp.GT(this=expr.copy(), expression=self.anchor.copy()),
+                                        true=exp.cast(exp.Null(), "TIMESTAMP"))], default=expr)
+        return expr
+
+    def aggregate(self, node: ast.Aggregation, *, dst_valid: bool = False) -> Operand:
+        edge = _edge(self.graph, node.table, self.table)
+        name, windowed = self.planner.aggregation_cte(node, edge, dst_valid=dst_valid)
+        if name not in self._aggs:
+            alias = f"g{len(self._aggs) + 1}"
+            self._aggs[name] = alias
+            on = [exp.EQ(this=col(KEY, alias), expression=self.child_key())]
+            if windowed:
+                on.append(exp.EQ(this=col(ANCHOR, alias), expression=self.anchor.copy()))
+            self.joins.append(left_join(table_ref(name, alias), and_all(on)))
+        alias = self._aggs[name]
+        spec = AGGREGATIONS[node.func]
+        v, n = col(VALUE, alias), col(COUNT, alias)
+        value = exp.Coalesce(this=v, expressions=[spec.empty()]) if spec.empty else v
+        return Operand(value, spec.result_dtype(self.planner.column_dtype(node.column)),
+                       spec.definedness(v.copy(), n))
+
+    def operand(self, node: ast.Column | ast.Aggregation) -> Operand:
+        if isinstance(node, ast.Aggregation):
+            return self.aggregate(node)
+        return Operand(self.column(node), self.planner.column_dtype(node))
+
+
+class RowScope(_BaseScope):
+    """A row ``r`` of an aggregated table inside its CTE; the anchor is ``a.ANCHOR_TIMESTAMP``."""
+
+    def own_alias(self) -> str:
+        return "r"
+
+    def child_key(self) -> exp.Expression:
+        return col(self.graph.table(self.table).primary_key, "r")
+
+
+class EntityScope(_BaseScope):
+    """The example (``p.ENTITY``, ``p.ANCHOR_TIMESTAMP``) of the final query, with its entity row ``e``."""
+
+    def __init__(self, planner: "Planner", anchor: exp.Expression | None = None) -> None:
+        super().__init__(planner, planner.vq.entity_table, anchor if anchor is not None else col(ANCHOR, "p"))
+        self._entity_joined = False
+
+    def own_alias(self) -> str:
+        if not self._entity_joined:
+            self._entity_joined = True
+            on = exp.EQ(this=col(self.planner.vq.entity_pk, "e"), expression=col(ENTITY, "p"))
+            self.joins.insert(0, inner_join(table_ref(self.table, "e"), on))
+        return "e"
+
+    def child_key(self) -> exp.Expression:
+        return col(ENTITY, "p")
+
+
+class Planner:
+    """Builds the aggregation CTEs (deduplicated structurally) for one validated query."""
+
+    def __init__(self, vq: ValidatedQuery) -> None:
+        self.vq = vq
+        self.graph = vq.graph
+        self.ctes: list[tuple[str, exp.Select]] = []
+        self._names: dict[Any, tuple[str, bool]] = {}
+
+    def column_dtype(self, node: ast.Column | ast.Wildcard):
+        if isinstance(node, ast.Wildcard):
+            return None
+        c = self.graph.column(node.table, node.name)
+        return c.dtype if c is not None else None
+
+    def aggregation_cte(self, node: ast.Aggregation, edge: Edge, *, dst_valid: bool = False) -> tuple[str, bool]:
+        """The CTE name for ``node`` keyed by ``edge.fkey``; and whether it is keyed by anchor too."""
+        key = (node, edge, dst_valid)
+        if key not in self._names:
+            select = self._build(node, edge, dst_valid)
+            name = f"agg_{len(self.ctes) + 1}"
+            self.ctes.append((name, select))
+            self._names[key] = (name, node.window is not None)
+        return self._names[key]
+
+    def _source(self, node: ast.Aggregation) -> exp.Expression:
+        """The aggregated table as ``r``; numbered rows when FIRST/LAST needs source order."""
+        table = self.graph.table(node.table)
+        if node.func in (ast.AggFunc.FIRST, ast.AggFunc.LAST) and table.primary_key is None:
+            numbered = exp.select(exp.Star(), exp.alias_(exp.Window(this=exp.RowNumber()), ROW_NUMBER, quoted=True)
+                                  ).from_(table_ref(node.table))
+            return exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("r")))
+        return table_ref(node.table, "r")
+
+    def _order(self, node: ast.Aggregation) -> exp.Expression:
+        table = self.graph.table(node.table)
+        keys = [col(table.time_column, "r")] if table.time_column else []
+        keys.append(col(table.primary_key or ROW_NUMBER, "r"))
+        return keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+
+    def _build(self, node: ast.Aggregation, edge: Edge, dst_valid: bool) -> exp.Select:
+        table = self.graph.table(node.table)
+        anchor = col(ANCHOR, "a") if node.window is not None else None
+        scope = RowScope(self, node.table, anchor)
+        fk = col(edge.fkey, "r")
+        where: list[exp.Expression] = [exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))]
+        joins: list[exp.Join] = []
+        if node.window is not None:
+            joins.append(inner_join(table_ref("anchors", "a"), self._window(node.window, col(table.time_column, "r"))))
+        value_col = None
+        if isinstance(node.column, ast.Column):
+            value_col = col(node.column.name, "r")
+            where.append(exp.Not(this=exp.Is(this=value_col.copy(), expression=exp.Null())))
+        if node.filter is not None:
+            cond = compile_condition(node.filter, scope)
+            where.extend(cond.defined)
+            where.append(cond.expr)
+        if dst_valid:
+            joins.append(self._destination_join(node))
+        dtype = self.column_dtype(node.column)
+        agg_input = AggInput(value_col, self._order(node), bool(dtype and dtype.is_list), dtype)
+        group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
+        projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
+        if anchor is not None:
+            projections.append(exp.alias_(anchor.copy(), ANCHOR, quoted=True))
+        projections += [exp.alias_(AGGREGATIONS[node.func].build(agg_input), VALUE, quoted=True),
+                        exp.alias_(exp.Count(this=exp.Star()), COUNT, quoted=True)]
+        select = exp.select(*projections).from_(self._source(node))
+        for j in joins + scope.joins:
+            select = select.join(j)
+        return select.where(and_all(where)).group_by(*group)
+
+    def _window(self, window: ast.Window, time_col: exp.Expression) -> exp.Expression:
+        """§7.1: a + s*u < time <= a + e*u (no lower bound for -INF)."""
+        anchor = col(ANCHOR, "a")
+        parts = []
+        if window.start is not None:
+            parts.append(exp.GT(this=time_col.copy(), expression=interval_add(anchor.copy(), window.start, window.unit)))
+        parts.append(exp.LTE(this=time_col.copy(), expression=interval_add(anchor.copy(), window.end, window.unit)))
+        return and_all(parts)
+
+    def _destination_join(self, node: ast.Aggregation) -> exp.Join:
+        """§7.5: a link target counts only if its destination row exists at the anchor."""
+        assert isinstance(node.column, ast.Column)
+        fk_edge = self.graph.foreign_key(node.table, node.column.name)
+        dst = self.graph.table(fk_edge.dst_table)
+        on = [exp.EQ(this=col(dst.primary_key, "d"), expression=col(node.column.name, "r"))]
+        if node.window is not None:
+            alive = existence(col(dst.time_column, "d") if dst.time_column else None,
+                              col(dst.end_time_column, "d") if dst.end_time_column else None, col(ANCHOR, "a"))
+            if alive is not None:
+                on.append(alive)
+        return inner_join(table_ref(dst.name, "d"), and_all(on))
