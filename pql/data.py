@@ -98,7 +98,7 @@ class Database:
             except duckdb.Error as e:
                 errors.append(read_error(self.graph.table(name), e))
         for name in self.graph.tables:
-            if name in counts or name in used:
+            if name in counts or name in checked:
                 continue
             try:
                 counts[name] = run(self.con, exp.select(exp.Count(this=exp.Star())).from_(self.view(name)))[0][0]
