@@ -66,9 +66,11 @@ def _nest(node: A.Node, *children: Any) -> A.Node:
 
 
 def _int_in(tok: Token, bounds: tuple[int, int]) -> int:
-    value = int(tok.value)
-    if not bounds[0] <= value <= bounds[1]:
-        raise _err("E011", f"{tok.value} is out of range ({bounds[0]} … {bounds[1]})", tok)
+    text = tok.value.lstrip("-").lstrip("0")
+    value = int(tok.value) if len(text) <= 20 else None  # str -> int is limited to 4300 digits
+    if value is None or not bounds[0] <= value <= bounds[1]:
+        shown = tok.value if len(tok.value) <= 40 else tok.value[:37] + "..."
+        raise _err("E011", f"{shown} is out of range ({bounds[0]} … {bounds[1]})", tok)
     return value
 
 
@@ -132,7 +134,8 @@ def _datetime(tok: Token) -> A.DateTimeLit:
 def _decimal(tok: Token) -> A.FloatLit:
     value = float(tok.value)
     if value in (float("inf"), float("-inf")):
-        raise _err("E011", f"{tok.value} is out of range (-1.7976931348623157e+308 … 1.7976931348623157e+308)", tok)
+        shown = tok.value if len(tok.value) <= 40 else tok.value[:37] + "..."
+        raise _err("E011", f"{shown} is out of range (-1.7976931348623157e+308 … 1.7976931348623157e+308)", tok)
     return A.FloatLit(value, span=token_span(tok))
 
 
@@ -335,9 +338,15 @@ class ASTBuilder(Transformer):
     def scalar(self, tok):
         return _SCALARS[tok.type](tok)
 
-    def array(self, lpar, *rest):
-        values = tuple(x for x in rest if isinstance(x, A.Node))
-        return A.ArrayLit(values, span=_span(lpar, rest[-1]))
+    def array(self, lpar, values, rpar):
+        return A.ArrayLit(tuple(values), span=_span(lpar, rpar))
+
+    def scalars_start(self, first, comma, second):
+        return [first, second]
+
+    def scalars_more(self, values, comma, value):
+        values.append(value)  # one list per array, grown in place: linear in its length
+        return values
 
     def tuple1(self, lpar, value, rpar):
         raise _err("E009", f"a list needs at least two values; for one value write '= {format_literal(value)}'",

@@ -28,14 +28,15 @@ _PREC_OR, _PREC_AND, _PREC_NOT, _PREC_ATOM = 1, 2, 3, 4
 _BOOL_PREC = {A.BoolOperator.OR: _PREC_OR, A.BoolOperator.AND: _PREC_AND}
 
 _SIMPLE_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-_NEEDS_ESCAPE_RE = re.compile(r"[\\'\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NEEDS_ESCAPE_RE = re.compile(r"[\\'\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ESCAPED_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")  # controls, lone surrogates, line/paragraph separators
 
 
 def _escape_char(ch: str) -> str:
     simple = _SIMPLE_ESCAPES.get(ch)
     if simple is not None:
         return simple
-    if unicodedata.category(ch) in ("Cc", "Cs"):
+    if unicodedata.category(ch) in _ESCAPED_CATEGORIES:
         return f"\\u{ord(ch):04x}"
     return ch
 
