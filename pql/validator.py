@@ -47,10 +47,10 @@ def validate(query: Query | str, graph: Graph) -> ValidatedQuery:
     for _name, stage in STAGES:
         stage(ctx)
         if ctx.errors:
-            raise PQLValidationError(ctx.errors)
+            raise _failure(ctx)
     inference = infer_task(ctx)
     if ctx.errors:
-        raise PQLValidationError(ctx.errors)
+        raise _failure(ctx)
     vq = ValidatedQuery(
         query=query,
         graph=graph,
@@ -68,6 +68,14 @@ def validate(query: Query | str, graph: Graph) -> ValidatedQuery:
     )
     _bind(ctx, vq)
     return vq
+
+
+def _failure(ctx: Ctx) -> PQLValidationError:
+    """All errors of the failed stage, in source order."""
+    def position(err):
+        return (0, err.span.line, err.span.column) if err.span is not None else (1, 0, 0)
+
+    return PQLValidationError(sorted(ctx.errors, key=position))
 
 
 def _target_tables(ctx: Ctx) -> tuple[str, ...]:

@@ -76,10 +76,22 @@ def _kind(node) -> tuple[Family, str]:
     return LITERAL_FAMILY[type(node).__name__]
 
 
+def _unquotes_to(value: str, family: Family) -> bool:
+    """True when the quoted text would be a valid constant of ``family`` without its quotes."""
+    text_ = value.strip()
+    if family is Family.BOOL:
+        return text_ in ("true", "True", "TRUE", "false", "False", "FALSE")
+    try:
+        float(text_)
+    except ValueError:
+        return False
+    return True
+
+
 def _mismatch_hints(family: Family, const) -> list[str]:
     if isinstance(const, StrLit) and family is Family.TIMESTAMP:
         return [f"write dates unquoted: {_as_date(const.value) or '2024-01-31'}"]
-    if isinstance(const, StrLit) and family in (Family.NUMERIC, Family.BOOL):
+    if isinstance(const, StrLit) and family in (Family.NUMERIC, Family.BOOL) and _unquotes_to(const.value, family):
         return ["remove the quotes"]
     if family is Family.STRING and not isinstance(const, (StrLit, NullLit)):
         return ["did you forget quotes?"]
@@ -91,7 +103,7 @@ def _as_date(value: str) -> str | None:
         parsed = _dt.datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return value.strip() if parsed.tzinfo is None else None
+    return value.strip() if parsed.tzinfo is None and "T" not in value else None
 
 
 def _mismatch(ctx: Ctx, lhs: str, dtype: Dtype, family: Family, const) -> None:
