@@ -6,7 +6,7 @@ Target, entity, every window as readable text relative to the anchor, and the fi
 from __future__ import annotations
 
 from pql import ast
-from pql.formatter import format_condition, format_operand
+from pql.formatter import format_condition, format_literal, format_node
 from pql.validated import ValidatedQuery
 
 __all__ = ["describe_window", "describe_query"]
@@ -47,11 +47,11 @@ def _windows(node: object) -> list[ast.Aggregation]:
 def describe_query(vq: ValidatedQuery) -> str:
     q = vq.query
     lines = [f"task type: {vq.task_type.value} ({vq.kind.value})"]
-    target_text = format_condition(q.target) if isinstance(q.target, ast.CONDITION_TYPES) else format_operand(q.target)
+    target_text = format_condition(q.target) if isinstance(q.target, ast.CONDITION_TYPES) else format_node(q.target)
     lines.append(f"target:    {target_text}")
     if isinstance(q.problem, ast.Rank):
         lines.append(f"problem:   rank the top {q.problem.k}" +
-                     (f" {vq.dst_table} rows" if vq.dst_table else " labels"))
+                     (f" {vq.dst_table}" if vq.dst_table else " labels"))
     elif isinstance(q.problem, ast.Forecast):
         lines.append(f"problem:   forecast {q.problem.n} consecutive timeframes")
     elif isinstance(q.problem, ast.Classify):
@@ -60,8 +60,6 @@ def describe_query(vq: ValidatedQuery) -> str:
     if ent.ids is None:
         lines.append(f"entity:    each {ent.table} row, keyed by {ent.table}.{ent.pk}")
     else:
-        from pql.formatter import format_literal
-
         ids = ", ".join(format_literal(i) for i in ent.ids)
         lines.append(f"entity:    {ent.table}.{ent.pk} in ({ids})")
     if ent.filter is not None:
@@ -75,7 +73,7 @@ def describe_query(vq: ValidatedQuery) -> str:
         if node is None:
             continue
         for agg in _windows(node):
-            win_lines.append(f"  {name:<9} {format_operand(agg)}: {describe_window(agg.window)}")
+            win_lines.append(f"  {name:<9} {format_node(agg)}: {describe_window(agg.window)}")
     if win_lines:
         lines.append("windows:")
         lines.extend(win_lines)
