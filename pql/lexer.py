@@ -22,9 +22,13 @@ from pql.ast import Span
 from pql.errors import PQLSyntaxError, PQLWarning
 
 __all__ = [
-    "RESERVED", "KEYWORD_TYPES", "MULTIWORD_TYPES", "ParseContext", "PQLPostLex",
+    "MAX_TOKENS", "RESERVED", "KEYWORD_TYPES", "MULTIWORD_TYPES", "ParseContext", "PQLPostLex",
     "context", "token_span", "is_reserved",
 ]
+
+#: Longest query accepted, in tokens (comments and whitespace excluded). Longer input is E001 with
+#: its own message; this bounds parse time (a few µs per token) for pathological input.
+MAX_TOKENS = 100_000
 
 # Reserved word (upper-case) -> terminal type in grammar/pql.lark.
 _SINGLE = "PREDICT FOR EACH WHERE ASSUMING AND OR NOT IS IN LIKE CONTAINS STARTS ENDS WITH NULL " \
@@ -127,5 +131,8 @@ class PQLPostLex(PostLex):
                 if not _case_ok(tok.value[1:]):
                     raise _e004(tok, tok.value, tok.value.upper(), ctx.text)
             append(tok)
+            if len(history) > MAX_TOKENS:
+                raise PQLSyntaxError(f"the query is too long: more than {MAX_TOKENS} tokens", code="E001",
+                                     span=token_span(tok), hints=("list many entity ids in a table, not in the query",))
             prev_type = tok.type
             yield tok

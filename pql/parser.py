@@ -246,7 +246,7 @@ def _accepts(e: UnexpectedToken) -> set[str]:
         probe = state.copy(deepcopy_values=False)
         probe.parse_conf = conf
         try:
-            probe.feed_token(Token(name, ""))
+            probe.feed_token(Token(name, ""), name == "$END")
         except UnexpectedToken:
             continue
         accepted.add(name)

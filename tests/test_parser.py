@@ -1,0 +1,335 @@
+"""Parser: text -> AST (PQL-SPEC §3, §4, §5, §9.2, §16)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from pql import ast as A
+from pql.astbuilder import MAX_DEPTH
+from pql.lexer import MAX_TOKENS
+from pql.errors import PQLError, PQLSyntaxError
+from pql.formatter import format_query
+from pql.parser import lark_parser, parse, parse_with_warnings
+
+# §16.1 V1-V26, verbatim.
+VALID = {
+    "V1": "PREDICT COUNT(transactions.*, 0, 30, days) = 0 FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) > 0",
+    "V2": "PREDICT SUM(transactions.price, 10, 30) FOR EACH users.user_id",
+    "V3": "PREDICT SUM(transactions.price, 0, 3, months) FOR EACH users.user_id WHERE SUM(transactions.price, -2, 0, months) > 0.05",
+    "V4": "PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id ASSUMING COUNT(notifications.*, 0, 7) > 2",
+    "V5": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) RANK TOP 12 FOR EACH users.user_id",
+    "V6": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) CLASSIFY FOR EACH users.user_id",
+    "V7": "PREDICT LIST_DISTINCT(transactions.status, 0, 30) RANK TOP 3 FOR EACH users.user_id",
+    "V8": "PREDICT users.age FOR EACH users.user_id",
+    "V9": "PREDICT users.country FOR EACH users.user_id WHERE regions.population > 1000000",
+    "V10": "PREDICT users.tags RANK TOP 5 FOR EACH users.user_id",
+    "V11": "PREDICT LAST(transactions.status, 0, 30, days) FOR EACH users.user_id",
+    "V12": "PREDICT SUM(transactions.price, 0, 7, days) FORECAST 4 TIMEFRAMES FOR EACH items.item_id",
+    "V13": "PREDICT COUNT(transactions.* WHERE items.category = 'shoes', 0, 14) > 0 FOR EACH users.user_id",
+    "V14": "PREDICT COUNT(transactions.*, 0, 24, hours) > 0 OR COUNT(notifications.* WHERE notifications.opened = true, 0, 1, days) > 0 FOR EACH users.user_id",
+    "V15": "PREDICT (users.age > 40 OR users.country = 'US') AND NOT users.is_vip = true FOR EACH users.user_id",
+    "V16": "PREDICT users.birth_date > 1990-01-01 FOR EACH users.user_id",
+    "V17": "PREDICT MIN(transactions.price, 0, 30) <= 5 FOR EACH users.user_id WHERE regions.country = 'DE' AND COUNT(transactions.*, -INF, 0) > 0",
+    "V18": "PREDICT AVG(transactions.price, 0, 4, weeks) FOR EACH items.item_id ASSUMING SUM(transactions.quantity, 0, 4, weeks) > 0",
+    "V19": "PREDICT COUNT(transactions.*, 0, 30) > 0 FOR users.user_id IN (1, 2, 3)",
+    "V20": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30, days) RANK TOP 50 FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) >= 3",
+    "V21": "PREDICT COUNT(users.* WHERE COUNT(transactions.*, 0, 30, days) > 0, 0, 30, days) FOR EACH regions.region_id",
+    "V22": "predict count(transactions.*, 0, 7) > 0 for each users.user_id where users.name not like '%test%'",
+    "V23": "PREDICT LAST(transactions.status, 0, 30) LIKE 'refund%' FOR EACH users.user_id",
+    "V24": "PREDICT COUNT(notifications.*, 0, 7) > 0 FOR EACH users.user_id WHERE users.country NOT IN ('US', 'CA') AND users.region_id IS NOT NULL",
+    "V25": "PREDICT SUM(transactions.`price`, 0, 30) FOR EACH users.user_id WHERE users.join_timestamp > 2024-01-01 12:00:00",
+    "V26": "PREDICT LIST_DISTINCT(transactions.item_id WHERE items.category = 'shoes', 0, 30) RANK TOP 10 FOR EACH users.user_id",
+}
+
+BASE = "PREDICT COUNT(transactions.*, 0, 30) > 0 FOR EACH users.user_id"
+
+
+def col(t: str, c: str) -> A.Column:
+    return A.Column(t, c)
+
+
+def cmp(left, op: A.CmpOp, right) -> A.Comparison:
+    return A.Comparison(left, op, right)
+
+
+def entity_filter(text: str):
+    return parse(text).entity.filter
+
+
+def error(text) -> PQLSyntaxError:
+    with pytest.raises(PQLSyntaxError) as info:
+        parse(text)
+    return info.value
+
+
+# --- valid examples ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(VALID))
+def test_valid_examples_parse_and_round_trip(name: str) -> None:
+    q = parse(VALID[name])
+    assert isinstance(q, A.Query)
+    text = format_query(q)
+    assert parse(text) == q
+    assert format_query(parse(text)) == text
+
+
+def test_v1_structure() -> None:
+    q = parse(VALID["V1"])
+    count = A.Aggregation(A.AggFunc.COUNT, A.Wildcard("transactions"), None, A.Window(0, 30, A.TimeUnit.DAYS))
+    assert q.target == cmp(count, A.CmpOp.EQ, A.IntLit(0))
+    assert q.problem is None and q.assuming is None
+    assert q.entity.key == col("users", "user_id") and q.entity.ids is None
+    past = A.Aggregation(A.AggFunc.COUNT, A.Wildcard("transactions"), None, A.Window(-90, 0, A.TimeUnit.DAYS))
+    assert q.entity.filter == cmp(past, A.CmpOp.GT, A.IntLit(0))
+
+
+def test_window_unit_defaults_to_days() -> None:
+    assert parse(VALID["V2"]).target.window == A.Window(10, 30, A.TimeUnit.DAYS)
+
+
+@pytest.mark.parametrize("word,unit", [("seconds", A.TimeUnit.SECONDS), ("MINUTES", A.TimeUnit.MINUTES),
+                                       ("hours", A.TimeUnit.HOURS), ("days", A.TimeUnit.DAYS),
+                                       ("WEEKS", A.TimeUnit.WEEKS), ("months", A.TimeUnit.MONTHS)])
+def test_every_unit(word: str, unit: A.TimeUnit) -> None:
+    q = parse(f"PREDICT SUM(transactions.price, 0, 3, {word}) FOR EACH users.user_id")
+    assert q.target.window.unit is unit
+
+
+def test_problems() -> None:
+    assert parse(VALID["V5"]).problem == A.Rank(12)
+    assert parse(VALID["V6"]).problem == A.Classify()
+    assert parse(VALID["V12"]).problem == A.Forecast(4)
+    assert parse(VALID["V8"]).problem is None
+
+
+def test_neg_inf_window_start_is_none() -> None:
+    q = parse(VALID["V17"])
+    assert q.entity.filter.right.left.window == A.Window(None, 0, A.TimeUnit.DAYS)
+    for spelling in ("-inf", "-INFINITY", "-infinity"):
+        q = parse(f"PREDICT COUNT(transactions.*, {spelling}, 0) FOR EACH users.user_id")
+        assert q.target.window.start is None
+
+
+def test_precedence_not_and_or() -> None:
+    q = parse(VALID["V15"])
+    assert isinstance(q.target, A.BoolOp) and q.target.op is A.BoolOperator.AND
+    assert isinstance(q.target.left, A.BoolOp) and q.target.left.op is A.BoolOperator.OR
+    assert q.target.right == A.Not(cmp(col("users", "is_vip"), A.CmpOp.EQ, A.BoolLit(True)))
+    f = entity_filter(BASE + " WHERE users.a = 1 OR users.b = 2 AND users.c = 3")
+    assert f.op is A.BoolOperator.OR and f.right.op is A.BoolOperator.AND
+
+
+def test_boolean_operators_are_left_associative() -> None:
+    f = entity_filter(BASE + " WHERE users.a = 1 AND users.b = 2 AND users.c = 3")
+    assert isinstance(f.left, A.BoolOp) and f.right == cmp(col("users", "c"), A.CmpOp.EQ, A.IntLit(3))
+
+
+def test_entity_ids_x1() -> None:
+    q = parse(VALID["V19"])
+    assert q.entity.ids == (A.IntLit(1), A.IntLit(2), A.IntLit(3))
+    assert parse("PREDICT users.age FOR users.user_id = 42").entity.ids == (A.IntLit(42),)
+    q = parse("PREDICT users.age FOR users.user_id IN (3, 1, 3, 2, 1) WHERE users.age > 3")
+    assert q.entity.ids == (A.IntLit(3), A.IntLit(1), A.IntLit(2))
+    assert q.entity.filter is not None
+
+
+def test_literals() -> None:
+    f = entity_filter(BASE + " WHERE users.x IN (1, -2, 2.5, 1e3, 'a', \"b\", TRUE, False, NULL, 2024/1/31)")
+    assert f.right.values == (A.IntLit(1), A.IntLit(-2), A.FloatLit(2.5), A.FloatLit(1000.0), A.StrLit("a"),
+                              A.StrLit("b"), A.BoolLit(True), A.BoolLit(False), A.NullLit(),
+                              A.DateTimeLit(dt.datetime(2024, 1, 31)))
+    assert parse(VALID["V25"]).entity.filter.right == A.DateTimeLit(dt.datetime(2024, 1, 1, 12))
+    f = entity_filter(BASE + " WHERE users.t = 2024.02.29\t08:09:10")
+    assert f.right == A.DateTimeLit(dt.datetime(2024, 2, 29, 8, 9, 10))
+    f = entity_filter(BASE + " WHERE users.n = '2024-01-31'")
+    assert f.right == A.StrLit("2024-01-31")
+
+
+def test_string_escapes() -> None:
+    f = entity_filter(BASE + r""" WHERE users.n = 'a\"b\'c\\d\/e\bf\fg\nh\ri\tj\u00e9\ud83d\ude00'""")
+    assert f.right == A.StrLit("a\"b'c\\d/e\bf\fg\nh\ri\tj\u00e9\U0001F600")
+    f = entity_filter(BASE + " WHERE users.n = 'two\nlines # not a comment -- nor this'")
+    assert f.right == A.StrLit("two\nlines # not a comment -- nor this")
+
+
+def test_names() -> None:
+    q = parse(VALID["V25"])
+    assert q.target.column == col("transactions", "price")
+    q = parse("PREDICT `count`.`Customer ID` FOR EACH `count`.count")
+    assert q.target == col("count", "Customer ID") and q.entity.key == col("count", "count")
+    assert parse("PREDICT users.COUNT FOR EACH users.user_id").target == col("users", "COUNT")
+    assert parse("PREDICT USERS.USER_ID FOR EACH users.user_id").target == col("USERS", "USER_ID")
+
+
+# --- desugaring and warnings (§4.3) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("written,op,right", [
+    ("IS NULL", A.CmpOp.EQ, A.NullLit()),
+    ("IS NOT NULL", A.CmpOp.NE, A.NullLit()),
+    ("= NULL", A.CmpOp.EQ, A.NullLit()),
+    ("IS 5", A.CmpOp.EQ, A.IntLit(5)),
+    ("is not 'x'", A.CmpOp.NE, A.StrLit("x")),
+    ("LIKE '%ab%'", A.CmpOp.CONTAINS, A.StrLit("ab")),
+    ("LIKE 'ab%'", A.CmpOp.STARTS_WITH, A.StrLit("ab")),
+    ("LIKE '%ab'", A.CmpOp.ENDS_WITH, A.StrLit("ab")),
+    ("LIKE '%a_b%'", A.CmpOp.CONTAINS, A.StrLit("a_b")),
+    ("NOT LIKE '%ab%'", A.CmpOp.NOT_CONTAINS, A.StrLit("ab")),
+    ("STARTS WITH 'x'", A.CmpOp.STARTS_WITH, A.StrLit("x")),
+    ("ends\n  with 'x'", A.CmpOp.ENDS_WITH, A.StrLit("x")),
+    ("NOT CONTAINS 'x'", A.CmpOp.NOT_CONTAINS, A.StrLit("x")),
+    ("CONTAINS 7", A.CmpOp.CONTAINS, A.IntLit(7)),
+    ("NOT IN (1, 2)", A.CmpOp.NOT_IN, A.ArrayLit((A.IntLit(1), A.IntLit(2)))),
+])
+def test_desugaring(written: str, op: A.CmpOp, right: A.Node) -> None:
+    q, warnings = parse_with_warnings(f"{BASE} WHERE users.x {written}")
+    assert q.entity.filter == cmp(col("users", "x"), op, right)
+    assert warnings == []
+
+
+def test_is_in_warns_w101() -> None:
+    q, warnings = parse_with_warnings(f"{BASE} WHERE users.x IS IN (1, 2)")
+    assert q.entity.filter.op is A.CmpOp.IN
+    assert [w.code for w in warnings] == ["W101"]
+    assert warnings[0].span.column == len(BASE) + 16
+
+
+def test_classify_top_warns_w102() -> None:
+    q, warnings = parse_with_warnings("PREDICT users.tags CLASSIFY TOP 5 FOR EACH users.user_id")
+    assert q.problem == A.Classify()
+    assert [w.code for w in warnings] == ["W102"]
+
+
+def test_interior_percent_warns_w111() -> None:
+    q, warnings = parse_with_warnings(f"{BASE} WHERE users.x LIKE 'a%b%'")
+    assert q.entity.filter == cmp(col("users", "x"), A.CmpOp.STARTS_WITH, A.StrLit("ab"))
+    assert [w.code for w in warnings] == ["W111"]
+
+
+# --- lexical rules (§3) -----------------------------------------------------------------------
+
+
+def test_keywords_all_lower_case_parse_the_same() -> None:
+    assert parse(VALID["V22"]) == parse(VALID["V22"].upper().replace("'%TEST%'", "'%test%'").replace(
+        "TRANSACTIONS.*", "transactions.*").replace("USERS.USER_ID", "users.user_id").replace(
+        "USERS.NAME", "users.name"))
+
+
+def test_booleans_may_be_capitalised() -> None:
+    assert entity_filter(BASE + " WHERE users.v = True").right == A.BoolLit(True)
+    assert entity_filter(BASE + " WHERE users.v = False").right == A.BoolLit(False)
+
+
+def test_comments_and_multiword_whitespace() -> None:
+    text = ("-- weekly re-engagement\nPREDICT COUNT(transactions.*, 0, 7) > 0   # any purchase next week\n"
+            "FOR\n  EACH users.user_id WHERE COUNT(notifications.*, -7, 0) > 0")
+    assert format_query(parse(text)) == ("PREDICT COUNT(transactions.*, 0, 7, days) > 0 FOR EACH users.user_id "
+                                         "WHERE COUNT(notifications.*, -7, 0, days) > 0")
+
+
+def test_no_whitespace_needed_between_distinct_tokens() -> None:
+    q = parse("PREDICT SUM(transactions.price,0,30,days)FOR EACH users.user_id WHERE users.age>3")
+    assert q.target.window == A.Window(0, 30, A.TimeUnit.DAYS)
+
+
+def test_unicode_whitespace_separates_tokens() -> None:
+    assert parse("PREDICT\u00a0users.age\u2003FOR EACH\u3000users.user_id") == parse(VALID["V8"])
+
+
+def test_bytes_input_is_utf8() -> None:
+    assert parse(VALID["V8"].encode()) == parse(VALID["V8"])
+    assert parse("\ufeff" + VALID["V8"]) == parse(VALID["V8"])
+    err = error(b"PREDICT users.age\nFOR \xff EACH users.user_id")
+    assert err.code == "E005" and "UTF-8" in err.message and (err.line, err.column) == (2, 5)
+
+
+# --- spans ------------------------------------------------------------------------------------
+
+
+def test_spans_are_one_based_and_end_exclusive() -> None:
+    text = "PREDICT users.age\n  FOR EACH users.user_id WHERE users.age > 3"
+    q = parse(text)
+    assert q.target.span == A.Span(1, 9, 1, 18)
+    assert q.entity.span == A.Span(2, 3, 2, 45)
+    assert q.entity.filter.span == A.Span(2, 32, 2, 45)
+    assert q.entity.filter.right.span == A.Span(2, 44, 2, 45)
+    assert q.span == A.Span(1, 1, 2, 45)
+    agg = parse(VALID["V13"]).target.left
+    assert VALID["V13"][agg.span.column - 1:agg.span.end_column - 1] == \
+        "COUNT(transactions.* WHERE items.category = 'shoes', 0, 14)"
+
+
+# --- robustness -----------------------------------------------------------------------------
+
+
+def test_deep_parentheses_do_not_recurse() -> None:
+    q = parse(BASE + " WHERE " + "(" * 1000 + "users.age > 1" + ")" * 1000)
+    assert q.entity.filter == cmp(col("users", "age"), A.CmpOp.GT, A.IntLit(1))
+
+
+def test_nesting_limit() -> None:
+    ok = parse(BASE + " WHERE " + "NOT " * (MAX_DEPTH - 1) + "users.age > 1")
+    text = format_query(ok)
+    assert parse(text) == ok  # the formatter and equality survive the deepest accepted AST
+    chain = parse(BASE + " WHERE " + " OR ".join(["users.age > 1"] * MAX_DEPTH))
+    assert parse(format_query(chain, multiline=True)) == chain
+    for deep in ("NOT " * MAX_DEPTH + "users.age > 1", "NOT " * 1000 + "users.age > 1",
+                 " AND ".join(["users.age > 1"] * 5000)):
+        err = error(BASE + " WHERE " + deep)
+        assert err.code == "E001" and f"more than {MAX_DEPTH} levels" in err.message
+    nested = "PREDICT " + "COUNT(t.* WHERE " * 300 + "t.x > 1" + ", 0, 1) > 0" * 300 + " FOR EACH users.user_id"
+    assert error(nested).code == "E001"
+
+
+def test_large_input_is_fast() -> None:
+    big_string = BASE + " WHERE users.name = '" + "x" * 1_000_000 + "'"
+    big_list = BASE + " WHERE users.age IN (" + ", ".join(str(i) for i in range(20_000)) + ")"
+    start = time.perf_counter()
+    assert len(parse(big_string).entity.filter.right.value) == 1_000_000
+    assert len(parse(big_list).entity.filter.right.values) == 20_000
+    for bad in (BASE + " WHERE users.name = '" + "x" * 1_000_000, BASE + " WHERE users.age > " + "9" * 1_000_000):
+        with pytest.raises(PQLSyntaxError):
+            parse(bad)
+    for dense in ("PREDICT " + "(" * 1_000_000, BASE + " WHERE users.age IN (" + "1," * 500_000 + "1)"):
+        err = error(dense)
+        assert err.code == "E001" and f"more than {MAX_TOKENS} tokens" in err.message
+    assert time.perf_counter() - start < 30  # generous: guards against quadratic behaviour only
+
+
+def test_parser_is_built_once() -> None:
+    assert lark_parser() is lark_parser()
+
+
+def test_grammar_has_no_conflicts() -> None:
+    from lark.common import ParserConf
+    from lark.parsers.lalr_analysis import LALR_Analyzer
+
+    lp = lark_parser()
+    assert lp.options.parser == "lalr" and lp.options.lexer == "contextual" and lp.options.propagate_positions
+    analyzer = LALR_Analyzer(ParserConf(lp.rules, {}, ["query"]), strict=True)
+    analyzer.compute_lalr()  # raises GrammarError on any shift/reduce conflict
+
+
+def test_no_lark_objects_in_the_ast() -> None:
+    from lark import Token, Tree
+
+    for text in VALID.values():
+        for node in A.walk(parse(text)):
+            for value in vars_of(node):
+                assert not isinstance(value, (Token, Tree)), (node, value)
+                assert type(value) in (str, int, float, bool, type(None), tuple, dt.datetime) or \
+                    isinstance(value, (A.Node, A.Span, A.TimeUnit, A.AggFunc, A.CmpOp, A.BoolOperator)), value
+
+
+def vars_of(node: A.Node) -> list:
+    import dataclasses
+
+    return [getattr(node, f.name) for f in dataclasses.fields(node)]
+
+
+def test_errors_are_pql_errors() -> None:
+    assert issubclass(PQLSyntaxError, PQLError)
