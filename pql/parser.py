@@ -209,6 +209,11 @@ def _next_char(ctx: ParseContext, tok: Token) -> str:
     return rest[:1]
 
 
+def _doubled_quote(tok: Token, prev: Token | None) -> bool:
+    """'it''s': two adjacent strings, an SQL-style escape that PQL does not have."""
+    return tok.type == "STRING" and prev is not None and prev.type == "STRING" and prev.end_pos == tok.start_pos
+
+
 def _hints(tok: Token, prev: Token | None, expected: set[str], ctx: ParseContext) -> list[str]:
     hints = []
     ttype = tok.type
@@ -220,7 +225,7 @@ def _hints(tok: Token, prev: Token | None, expected: set[str], ctx: ParseContext
         hints.append("arithmetic is not supported")
     if ttype == "WHERE" and "FOR_EACH" in expected:
         hints.append("filter inside the aggregation: SUM(t.c WHERE …, 0, 30)")
-    if ttype == "STRING" and prev is not None and prev.type == "STRING" and prev.end_pos == tok.start_pos:
+    if _doubled_quote(tok, prev):
         hints.append("escape as \\' or use double quotes")
     if prev is not None and (prev.type, ttype) in _SPLIT_KEYWORDS:
         hints.append(f"no comment may separate the words of {prev.value.upper()} {tok.value.upper()}")
@@ -277,7 +282,7 @@ def _unexpected_token(e: UnexpectedToken, ctx: ParseContext) -> PQLSyntaxError:
     if "FOR_EACH" in expected and ttype in ("$END", "ASSUMING"):
         return PQLSyntaxError("missing FOR EACH after the target; add 'FOR EACH <table>.<primary key>'",
                               code="E003", span=span)
-    if "$END" in expected and not is_end and ttype != "BADOP":
+    if "$END" in expected and not is_end and ttype != "BADOP" and not _doubled_quote(tok, prev):
         return PQLSyntaxError(f"unexpected '{shown}' after the query; a query has one entity — model pairs "
                               "as a table of pairs", code="E016", span=span)
     if "FOR_EACH" in expected and (ttype in ("COMMA", "AGG", "QUOTED_NAME")

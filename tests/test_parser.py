@@ -333,3 +333,232 @@ def vars_of(node: A.Node) -> list:
 
 def test_errors_are_pql_errors() -> None:
     assert issubclass(PQLSyntaxError, PQLError)
+
+
+# --- syntax errors: §16.2 (syntax-stage rows) ----------------------------------------------
+
+B = BASE  # the "…" of §16.2
+INVALID_EXAMPLES = [
+    # (id, query, code, column of the span start, hint fragment or None)
+    ("I1", "Predict COUNT(transactions.*, 0, 30) > 0 FOR EACH users.user_id", "E004", 1, None),
+    ("I2", "PREDICT SUM(transactions.price, 0, 30, day) FOR EACH users.user_id", "E008", 40, None),
+    ("I3", "PREDICT COUNT(transactions.*, 30, 0) FOR EACH users.user_id", "E012", 31, None),
+    ("I4", "PREDICT COUNT(transactions.*, 0, 7.5) FOR EACH users.user_id", "E010", 34, None),
+    ("I6", B + " WHERE users.country IN ('US')", "E009", 88, None),
+    ("I7a", B + " WHERE users.country LIKE 'US'", "E014", 90, None),
+    ("I7b", B + " WHERE users.country NOT LIKE 'U%'", "E015", 94, None),
+    ("I8", B + " WHERE users.country = US", "E001", 87, "quote text: 'US'"),
+    ("I14", "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) RANK TOP 0 FOR EACH users.user_id", "E404", 57, None),
+    ("I15", "PREDICT SUM(transactions.price, 0, 30) TOP 5 FOR EACH users.user_id", "E405", 40, None),
+    ("I21", "PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id, items.item_id", "E016", 60, None),
+    ("I25a", "PREDICT COUNT(transactions.*, 0, 30) > 0 FOR users.user_id > 5", "E502", 60, None),
+    ("I25b", B + " = 5", "E503", 42, None),
+    ("I30", "PREDICT COUNT(transactions.*, 0, 30) > 0", "E003", 41, None),
+    ("I33a", "PREDICT COUNT(transactions.*, 0, 30) <> 0 FOR EACH users.user_id", "E001", 38, "use !="),
+    ("I33b", B + " /* all */", "E005", 65, "comments start with # or --"),
+]
+
+
+@pytest.mark.parametrize("name,text,code,column,hint", INVALID_EXAMPLES, ids=[c[0] for c in INVALID_EXAMPLES])
+def test_invalid_examples(name: str, text: str, code: str, column: int, hint: str | None) -> None:
+    err = error(text)
+    assert (err.code, err.line, err.column) == (code, 1, column), err
+    if hint is not None:
+        assert any(hint in h for h in err.hints), err.hints
+
+
+def test_i1_suggests_upper_case() -> None:
+    err = error(INVALID_EXAMPLES[0][1])
+    assert err.message == "keyword 'Predict' must be all upper- or lower-case: write 'PREDICT'"
+
+
+# --- every parse-stage code, with its message template (§9.2, §9.4, §9.6) -------------------
+
+CODES = [
+    # E001: unexpected token, expected list and hints
+    ("E001", B + " WHERE users.country == 'x'", "unexpected '=='; expected", "use ="),
+    ("E001", "PREDICT a.b.c FOR EACH users.user_id", "unexpected '.'; expected an operator", None),
+    ("E001", "PREDICT users.is_vip AND users.age > 3 FOR EACH users.user_id", "unexpected 'AND'", None),
+    ("E001", "PREDICT SUM(transactions.price, 0, 30) * 2 FOR EACH users.user_id", "unexpected '*'",
+     "arithmetic is not supported"),
+    ("E001", "PREDICT SUM(transactions.price, 0, 30) WHERE users.age > 3 FOR EACH users.user_id",
+     "unexpected 'WHERE'", "filter inside the aggregation: SUM(t.c WHERE …, 0, 30)"),
+    ("E001", B + " WHERE users.name = 'it''s'", "unexpected ''s''", "escape as \\' or use double quotes"),
+    ("E001", "PREDICT count.x FOR EACH users.user_id", "unexpected '.'; expected '('",
+     "for a table named count write `count`"),
+    ("E001", "PREDICT users.x FOR EACH users.user_id WHERE users.a IN (1, 2", "unexpected end of input; expected",
+     None),
+    ("E001", "PREDICT users.x FOR # comment\n EACH users.user_id", "unexpected 'EACH'",
+     "no comment may separate the words of FOR EACH"),
+    ("E001", "PREDICT users.age = .5 FOR EACH users.user_id", "unexpected '.'", None),
+    ("E001", "PREDICT users.x RANK TOP 2.5 FOR EACH users.user_id", "unexpected '2.5'; expected an integer", None),
+    ("E001", "PREDICT users.x = 5 FOR EACH users.user_id ASSUMING users.y = 1 OR", "unexpected end of input",
+     None),
+    # E002
+    ("E002", "", "a query starts with PREDICT, found ''", "the query is empty"),
+    ("E002", "  \n\t # only a comment\n", "a query starts with PREDICT, found ''", None),
+    ("E002", "EVALUATE PREDICT users.age FOR EACH users.user_id", "a query starts with PREDICT, found 'EVALUATE'",
+     None),
+    ("E002", "SELECT * FROM users", "a query starts with PREDICT, found 'SELECT'", None),
+    # E003
+    ("E003", "PREDICT users.age", "missing FOR EACH after the target; add 'FOR EACH <table>.<primary key>'", None),
+    ("E003", "PREDICT users.age > 3 ASSUMING COUNT(transactions.*, 0, 7) > 0", "missing FOR EACH", None),
+    # E004
+    ("E004", "PREDICT users.age For Each users.user_id", "keyword 'For Each' must be all upper- or lower-case: "
+     "write 'FOR EACH'", None),
+    ("E004", "PREDICT users.age FOR each users.user_id", "write 'FOR EACH'", None),
+    ("E004", "PREDICT Sum(transactions.price, 0, 3) FOR EACH users.user_id", "keyword 'Sum'", None),
+    ("E004", "PREDICT SUM(transactions.price, 0, 3, Days) FOR EACH users.user_id", "write 'DAYS'", None),
+    ("E004", B + " WHERE users.x IS Null", "keyword 'Null'", None),
+    ("E004", B + " WHERE users.x = tRUE", "keyword 'tRUE'", None),
+    ("E004", "PREDICT COUNT(transactions.*, -Inf, 0) FOR EACH users.user_id", "write '-INF'", None),
+    ("E004", B + " WHERE users.x Not In (1, 2)", "write 'NOT IN'", None),
+    ("E004", "PREDICT users.age FOR EACH Count.x", "keyword 'Count'", "for a table named Count write `Count`"),
+    # E005
+    ("E005", "PREDICT users.age FOR EACH users.user_id;", "unexpected character ';'", "remove ';'"),
+    ("E005", "PREDICT users.age + 1 FOR EACH users.user_id", "unexpected character '+'",
+     "arithmetic is not supported"),
+    ("E005", "PREDICT users.age = - 5 FOR EACH users.user_id", "unexpected character '-'", None),
+    ("E005", "PREDICT users.age\x00 FOR EACH users.user_id", "unexpected character '\\u0000'", None),
+    ("E005", "PREDICT users.age = '\ud800' FOR EACH users.user_id", "unexpected character", None),
+    # E006
+    ("E006", B + " WHERE users.n = 'a\\qb'",
+     "'\\q' is not a valid escape; use \\\" \\' \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX", None),
+    ("E006", B + " WHERE users.n = 'a\\u12x4'", "'\\u12x4' is not a valid escape", None),
+    # E007
+    ("E007", B + " WHERE users.n = 'abc", "string opened at 1:81 is not closed; add '", None),
+    ("E007", B + ' WHERE users.n = "abc\\"', 'string opened at 1:81 is not closed; add "', None),
+    ("E007", "PREDICT users.`Customer ID FOR EACH users.user_id", "quoted name opened at 1:15 is not closed; add `",
+     None),
+    ("E007", "PREDICT users.`a\nb` FOR EACH users.user_id", "quoted name opened at 1:15 is not closed", None),
+    ("E007", "PREDICT users.`` FOR EACH users.user_id", "quoted name opened at 1:15 is empty", None),
+    # E008
+    ("E008", "PREDICT SUM(transactions.price, 0, 3, hour) FOR EACH users.user_id",
+     "unknown time unit 'hour'; did you mean 'hours'?; use seconds, minutes, hours, days, weeks or months", None),
+    ("E008", "PREDICT SUM(transactions.price, 0, 3, fortnights) FOR EACH users.user_id",
+     "unknown time unit 'fortnights'; use seconds", None),
+    # E009
+    ("E009", B + " WHERE users.age IN (30)", "a list needs at least two values; for one value write '= 30'", None),
+    ("E009", B + " WHERE users.age = ('x')", "for one value write '= 'x''", None),
+    ("E009", "PREDICT users.age FOR users.user_id IN (5)", "a list needs at least two values", None),
+    # E010
+    ("E010", "PREDICT SUM(transactions.price, 0.5, 3, weeks) FOR EACH users.user_id",
+     "window bound 0.5 must be a whole number of weeks", None),
+    # E011
+    ("E011", B + " WHERE users.age = 9223372036854775808",
+     "9223372036854775808 is out of range (-9223372036854775808 … 9223372036854775807)", None),
+    ("E011", "PREDICT SUM(transactions.price, 0, 2147483648) FOR EACH users.user_id",
+     "2147483648 is out of range (-2147483648 … 2147483647)", None),
+    ("E011", "PREDICT users.tags RANK TOP 99999999999 FOR EACH users.user_id", "99999999999 is out of range", None),
+    ("E011", "PREDICT SUM(transactions.price, 0, 7) FORECAST 3000000000 TIMEFRAMES FOR EACH items.item_id",
+     "3000000000 is out of range", None),
+    ("E011", B + " WHERE users.x = 1e400", "1e400 is out of range", None),
+    # E012
+    ("E012", "PREDICT SUM(transactions.price, 5, 5) FOR EACH users.user_id",
+     "window start 5 must be below end 5; did you mean (5, 5)?", None),
+    # E013
+    ("E013", B + " WHERE users.x = -INF", "-INF can only be a window start, e.g. COUNT(t.*, -INF, 0)", None),
+    ("E013", "PREDICT COUNT(transactions.*, 0, -infinity) FOR EACH users.user_id", "-INF can only be a window start",
+     None),
+    ("E013", B + " WHERE users.x IN (1, -inf)", "-INF can only be a window start", None),
+    # E014, E015
+    ("E014", B + " WHERE users.c LIKE 'a%b'",
+     "LIKE 'a%b' needs % at the start and/or end ('a%b%', '%a%b', '%a%b%'); for equality use = 'a%b'", None),
+    ("E015", B + " WHERE users.c NOT LIKE '%US'",
+     "NOT LIKE supports only '%x%'; write NOT (users.c LIKE '%US')", None),
+    # E016
+    ("E016", "PREDICT users.age FOR EACH users.user_id FOR EACH items.item_id",
+     "unexpected 'FOR EACH' after the query; a query has one entity — model pairs as a table of pairs", None),
+    ("E016", "PREDICT users.age FOR EACH users.user_id WHERE users.age > 3 users.x", "after the query", None),
+    # E017
+    ("E017", "PREDICT users.age, users.country FOR EACH users.user_id",
+     "unexpected ',' in PREDICT; a query has exactly one target", None),
+    ("E017", "PREDICT users.age users.country FOR EACH users.user_id", "unexpected 'users' in PREDICT", None),
+    # E018
+    ("E018", "PREDICT FOR EACH users.user_id",
+     "the PREDICT clause is empty; expected a column, an aggregation or a condition", None),
+    ("E018", "PREDICT users.age FOR EACH", "the FOR EACH clause is empty; expected <table>.<primary key>", None),
+    ("E018", "PREDICT users.age FOR EACH WHERE users.age > 3", "the FOR EACH clause is empty", None),
+    ("E018", "PREDICT users.age FOR EACH users.user_id WHERE", "the WHERE clause is empty; expected a condition",
+     None),
+    ("E018", "PREDICT users.age FOR EACH users.user_id WHERE ASSUMING users.x = 1", "the WHERE clause is empty",
+     None),
+    ("E018", "PREDICT users.age FOR EACH users.user_id ASSUMING", "the ASSUMING clause is empty", None),
+    ("E018", "PREDICT COUNT(transactions.* WHERE, 0, 7) FOR EACH users.user_id", "the WHERE clause is empty", None),
+    # E019
+    ("E019", B + " WHERE users.b = 2023-02-29",
+     "'2023-02-29' is not a valid date/time (YYYY-MM-DD [HH:MM:SS])", None),
+    ("E019", B + " WHERE users.b = 2024-01-01T10:00:00", "'2024-01-01T10:00:00' is not a valid date/time", None),
+    ("E019", B + " WHERE users.b = 2024-01-01 25:00:00", "is not a valid date/time", None),
+    ("E019", B + " WHERE users.b = 2024-01-01 10:00", "is not a valid date/time", None),
+    ("E019", B + " WHERE users.b = 2024-01-01 10:00:00.5", "is not a valid date/time", None),
+    ("E019", B + " WHERE users.b = 2024-13-01", "is not a valid date/time", None),
+    # E208, E209
+    ("E208", B + " WHERE users.age = (1, 2)", "'=' takes one value; for a list use IN (…)", None),
+    ("E208", B + " WHERE users.name CONTAINS ('a', 'b')", "'CONTAINS' takes one value", None),
+    ("E208", B + " WHERE users.age is not (1, 2)", "'IS NOT' takes one value", None),
+    ("E208", "PREDICT users.age FOR users.user_id = (1, 2)", "'=' takes one value", None),
+    ("E209", B + " WHERE users.age IN 5", "IN needs a list of at least two values; for one value use '= 5'", None),
+    ("E209", B + " WHERE users.age NOT IN 'x'", "NOT IN needs a list of at least two values; for one value use "
+     "'!= 'x''", None),
+    ("E209", "PREDICT users.age FOR users.user_id IN 5", "IN needs a list", None),
+    # E403-E406
+    ("E403", "PREDICT users.tags RANK FOR EACH users.user_id", "RANK needs TOP k, e.g. RANK TOP 10", None),
+    ("E403", "PREDICT users.tags RANK 5 FOR EACH users.user_id", "RANK needs TOP k", None),
+    ("E404", "PREDICT users.tags RANK TOP 1001 FOR EACH users.user_id", "TOP 1001 is out of range; use 1 <= k <= 1000",
+     None),
+    ("E404", "PREDICT users.tags RANK TOP -3 FOR EACH users.user_id", "TOP -3 is out of range", None),
+    ("E405", "PREDICT users.tags TOP 5 FOR EACH users.user_id", "TOP k requires RANK: write RANK TOP 5", None),
+    ("E406", "PREDICT SUM(transactions.price, 0, 7) FORECAST 10001 TIMEFRAMES FOR EACH items.item_id",
+     "FORECAST 10001 TIMEFRAMES is out of range (1 … 10000)", None),
+    ("E406", "PREDICT SUM(transactions.price, 0, 7) FORECAST 0 TIMEFRAMES FOR EACH items.item_id",
+     "FORECAST 0 TIMEFRAMES is out of range", None),
+    # E501-E503
+    ("E501", "PREDICT users.age FOR users.user_id",
+     "FOR needs ids: FOR users.user_id = <id> or IN (<id>, <id>); or use FOR EACH", None),
+    ("E501", "PREDICT users.age FOR users.user_id WHERE users.age > 3", "FOR needs ids", None),
+    ("E502", "PREDICT users.age FOR users.user_id != 5", "entity ids take = or IN, not '!='; filter with WHERE", None),
+    ("E502", "PREDICT users.age FOR users.user_id NOT IN (1, 2)", "not 'NOT IN'", None),
+    ("E502", "PREDICT users.age FOR users.user_id LIKE '%1'", "not 'LIKE'", None),
+    ("E503", "PREDICT users.age FOR EACH users.user_id IN (1, 2)",
+     "FOR EACH takes no ids; write FOR users.user_id IN …", None),
+]
+
+
+@pytest.mark.parametrize("code,text,message,hint", CODES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CODES)])
+def test_error_codes(code: str, text: str, message: str, hint: str | None) -> None:
+    err = error(text)
+    assert err.code == code, err
+    assert message in err.message, err.message
+    if hint is not None:
+        assert any(hint in h for h in err.hints), err.hints
+    assert err.span is not None and err.line >= 1 and err.column >= 1
+    assert (err.end_line, err.end_column) > (err.line, err.column)
+
+
+def test_every_parse_stage_code_is_covered() -> None:
+    covered = {c[0] for c in CODES}
+    expected = {f"E0{n:02d}" for n in range(1, 20)} | {"E208", "E209", "E403", "E404", "E405", "E406", "E501",
+                                                        "E502", "E503"}
+    assert expected <= covered
+
+
+def test_error_positions_on_later_lines() -> None:
+    err = error("PREDICT users.age\nFOR EACH users.user_id\nWHERE users.age = US")
+    assert (err.code, err.line, err.column, err.end_line, err.end_column) == ("E001", 3, 19, 3, 21)
+    err = error("PREDICT users.age FOR EACH users.user_id WHERE users.n = 'line one\nline \\x'")
+    assert (err.code, err.line, err.column) == ("E006", 2, 6)
+
+
+def test_first_error_wins() -> None:
+    # the builder stops at the first problem in source order
+    assert error("PREDICT SUM(transactions.price, 0, 7.5, day) FOR EACH users.user_id").code == "E010"
+    assert error("PREDICT users.x = 'a\\q' FOR EACH users.user_id WHERE users.y IN (1)").code == "E006"
+
+
+def test_reserved_words_in_table_position_need_backticks() -> None:
+    for word in ("count", "days", "each", "null", "rank", "true"):
+        with pytest.raises(PQLSyntaxError):
+            parse(f"PREDICT {word}.x FOR EACH users.user_id")
+        assert parse(f"PREDICT `{word}`.x FOR EACH users.user_id").target == col(word, "x")
+        assert parse(f"PREDICT users.{word} FOR EACH users.user_id").target == col("users", word)
