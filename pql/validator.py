@@ -12,7 +12,7 @@ from pql.ast import Aggregation, Column, Query, QueryKind
 from pql.errors import PQLValidationError, PQLWarning
 from pql.graph import Graph
 from pql.validated import NodeInfo, ValidatedQuery
-from pql.validation.context import Ctx
+from pql.validation.context import Clause, Ctx
 from pql.validation.names import check_names
 from pql.validation.reach import check_reachability
 from pql.validation.target import infer_task
@@ -60,7 +60,7 @@ def validate(query: Query | str, graph: Graph) -> ValidatedQuery:
         entity_pk=ctx.entity_pk,
         target_tables=_target_tables(ctx),
         dst_table=inference.dst_table,
-        window=ctx.extra.get("window"),
+        window=ctx.window,
         warnings=list(parse_warnings) + ctx.warnings,
         target_dtype=inference.dtype,
         target_stype=inference.stype,
@@ -79,8 +79,6 @@ def _failure(ctx: Ctx) -> PQLValidationError:
 
 
 def _target_tables(ctx: Ctx) -> tuple[str, ...]:
-    from pql.validation.context import Clause
-
     names = (s.node.column.table for s in ctx.sites.aggs if s.clause is Clause.TARGET and s.depth == 0)
     return tuple(dict.fromkeys(names))
 

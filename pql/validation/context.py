@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pql.ast import Aggregation, BoolOp, Comparison, Node, Not, Query, Span
 from pql.errors import PQLError, PQLWarning
 from pql.graph import ColumnSchema, Dtype, Edge, Graph, Stype
+from pql.validated import CombinedWindow
 
 __all__ = ["Clause", "Site", "Sites", "Ctx", "collect"]
 
@@ -83,7 +84,7 @@ class Ctx:
     """State shared by the stages of one ``validate`` call."""
 
     __slots__ = ("query", "graph", "source", "sites", "entity", "entity_pk", "schemas", "types", "edges",
-                 "errors", "warnings", "temporal", "extra")
+                 "errors", "warnings", "temporal", "window")
 
     def __init__(self, query: Query, graph: Graph, source: str | None) -> None:
         self.query = query
@@ -97,8 +98,8 @@ class Ctx:
         self.edges: dict[int, Edge | None] = {}  # id(Column | Aggregation) -> one-hop edge (reachability)
         self.errors: list[PQLError] = []
         self.warnings: list[PQLWarning] = []
-        self.temporal = False
-        self.extra: dict[str, object] = {}
+        self.temporal = False  # set by the windows stage
+        self.window: CombinedWindow | None = None  # set by the windows stage for temporal queries
 
     def error(self, code: str, message: str, node: Node | None, hints: tuple[str, ...] | list[str] = ()) -> None:
         self.errors.append(PQLError(message, code=code, span=_span(node), hints=hints))

@@ -134,4 +134,4 @@ def check_windows(ctx: Ctx) -> None:
     _mixed_target(ctx)
     ctx.temporal = bool(target_temporal)
     if target_temporal and not ctx.errors:
-        ctx.extra["window"] = _combined_window(ctx)
+        ctx.window = _combined_window(ctx)
