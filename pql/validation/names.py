@@ -6,7 +6,7 @@ from pql.ast import Column, Wildcard
 from pql.catalog import AGGREGATIONS
 from pql.errors import did_you_mean
 from pql.validation.context import Ctx
-from pql.validation.text import name_text
+from pql.formatter import format_name
 
 __all__ = ["check_names"]
 
@@ -36,14 +36,14 @@ def _entity_key(ctx: Ctx) -> None:
     table = _table(ctx, key)
     if table is None:
         return
-    t = name_text(key.table, table=True)
+    t = format_name(key.table, table=True)
     if table.primary_key is None:
-        ctx.error("E104", f"'{t}.{name_text(key.name)}' is not the primary key of '{key.table}'; "
+        ctx.error("E104", f"'{t}.{format_name(key.name)}' is not the primary key of '{key.table}'; "
                           f"declare primary_key for '{key.table}'", key)
     elif key.name != table.primary_key:
         clause = "FOR EACH" if ctx.query.entity.ids is None else "FOR"
-        ctx.error("E104", f"'{t}.{name_text(key.name)}' is not the primary key of '{key.table}'; "
-                          f"write {clause} {t}.{name_text(table.primary_key)}", key)
+        ctx.error("E104", f"'{t}.{format_name(key.name)}' is not the primary key of '{key.table}'; "
+                          f"write {clause} {t}.{format_name(table.primary_key)}", key)
     else:
         ctx.schemas[id(key)] = table.columns[key.name]
 
@@ -56,7 +56,7 @@ def check_names(ctx: Ctx) -> None:
         node = site.node
         if isinstance(node, Wildcard):
             if _table(ctx, node) is not None and not AGGREGATIONS[site.outer.func].accepts_wildcard:
-                t = name_text(node.table, table=True)
+                t = format_name(node.table, table=True)
                 ctx.error("E103", f"'{t}.*' is only valid inside COUNT; write COUNT({t}.*, …) or name a column", node)
         else:
             _column(ctx, node)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pql.ast import Column
 from pql.graph import Edge
 from pql.validation.context import Clause, Ctx, Site
-from pql.validation.text import name_text, text
+from pql.formatter import format_name, format_node
 
 __all__ = ["check_reachability"]
 
@@ -31,15 +31,16 @@ def _column(ctx: Ctx, site: Site) -> None:
         return
     if site.depth == 0 and site.clause is Clause.ASSUMING:
         return  # a static column in ASSUMING is E306 (windows stage), whatever table it names
-    ref_text = name_text(ref, table=True)
-    t, c = name_text(col.table, table=True), name_text(col.name)
+    ref_text = format_name(ref, table=True)
+    t, c = format_name(col.table, table=True), format_name(col.name)
     is_child = site.depth == 0 and bool(ctx.graph.edges_between(col.table, ref))
     if is_child and site.clause is Clause.TARGET:
         ctx.error("E107", f"'{t}.{c}' has many values per {ref_text}; aggregate it, "
                           f"e.g. PREDICT LAST({t}.{c}, 0, 30, days)", col)
     elif is_child and site.clause is Clause.WHERE:
         ctx.error("E108", f"'{t}.{c}' has many rows per {ref_text}; use an aggregation, "
-                          f"e.g. COUNT({t}.* WHERE {text(_enclosing_comparison(ctx, col))}, -30, 0, days) > 0", col)
+                          f"e.g. COUNT({t}.* WHERE {format_node(_enclosing_comparison(ctx, col))}, -30, 0, days) > 0",
+                  col)
     else:
         ctx.error("E109", f"'{t}.{c}' is not reachable from '{ref}' (own columns and one FK hop to a parent only)",
                   col)
@@ -60,8 +61,8 @@ def _aggregation(ctx: Ctx, site: Site) -> None:
     if len(links) == 1:
         ctx.edges[id(agg)] = links[0]
     elif not links:
-        r = name_text(ref, table=True)
-        ctx.error("E105", f"'{child}' has no foreign key to '{ref}', so {text(agg)} has no value per {r} row; "
+        r = format_name(ref, table=True)
+        ctx.error("E105", f"'{child}' has no foreign key to '{ref}', so {format_node(agg)} has no value per {r} row; "
                           f"aggregate a table that links to '{ref}'", agg.column)
     else:
         ctx.error("E106", f"'{child}' links to '{ref}' through {_fkeys(links)}; keep exactly one edge", agg.column)

@@ -9,7 +9,7 @@ from pql.ast import AggFunc, Aggregation, Classify, Column, Forecast, Rank, Task
 from pql.catalog import AGGREGATIONS
 from pql.graph import Dtype, Edge, Stype
 from pql.validation.context import Clause, Ctx
-from pql.validation.text import name_text, text
+from pql.formatter import format_name, format_node
 
 __all__ = ["Inference", "infer_task"]
 
@@ -35,7 +35,7 @@ def _kind(ctx: Ctx) -> str:
 def _rank_error(ctx: Ctx) -> None:
     k = ctx.query.problem.k
     ctx.error("E402", f"RANK needs a set-valued target (LIST_DISTINCT or a multicategorical column); "
-                      f"'{text(ctx.query.target)}' is {_kind(ctx)} — drop RANK TOP {k}", ctx.query.problem)
+                      f"'{format_node(ctx.query.target)}' is {_kind(ctx)} — drop RANK TOP {k}", ctx.query.problem)
 
 
 def _scalar_task(ctx: Ctx, task: TaskType) -> TaskType | None:
@@ -65,7 +65,7 @@ def _entity_filter_columns(ctx: Ctx) -> list[Column]:
 
 def _step_condition(ctx: Ctx, inf: Inference) -> TaskType | None:
     if isinstance(ctx.query.problem, Forecast):
-        ctx.error("E408", f"FORECAST needs a numerical target; '{text(ctx.query.target)}' is a condition",
+        ctx.error("E408", f"FORECAST needs a numerical target; '{format_node(ctx.query.target)}' is a condition",
                   ctx.query.target)
         return None
     inf.dtype, inf.stype = _CONDITION_TYPES
@@ -77,7 +77,7 @@ def _step_forecast(ctx: Ctx, inf: Inference) -> TaskType | None:
     if not ctx.temporal:
         ctx.error("E407", "FORECAST needs a forward-looking aggregation such as SUM(t.c, 0, 7, days)", target)
     elif inf.stype is not Stype.NUMERICAL:
-        ctx.error("E408", f"FORECAST needs a numerical target; '{text(target)}' is {_kind(ctx)}", target)
+        ctx.error("E408", f"FORECAST needs a numerical target; '{format_node(target)}' is {_kind(ctx)}", target)
     elif not (isinstance(target, Aggregation) and AGGREGATIONS[target.func].forecastable):
         ctx.error("E409", f"FORECAST supports SUM, COUNT and COUNT_DISTINCT, not {target.func.value} "
                           "(undefined on empty timeframes)", target)
@@ -94,13 +94,13 @@ def _step_link(ctx: Ctx, inf: Inference, fk: Edge) -> TaskType | None:
         hint = ""
         if others and ctx.graph.tables[others[0].dst_table].primary_key:
             dst = others[0].dst_table
-            hint = f"; try FOR EACH {name_text(dst, table=True)}.{name_text(ctx.graph.tables[dst].primary_key)}"
-        ctx.error("E411", f"'{text(target.column)}' points back to '{ctx.entity}': nothing to predict{hint}",
+            hint = f"; try FOR EACH {format_name(dst, table=True)}.{format_name(ctx.graph.tables[dst].primary_key)}"
+        ctx.error("E411", f"'{format_node(target.column)}' points back to '{ctx.entity}': nothing to predict{hint}",
                   target.column)
         return None
     if isinstance(problem, Rank):
         for col in _entity_filter_columns(ctx):
-            ctx.error("E412", f"link-prediction filter uses entity column '{text(col)}'; move it to "
+            ctx.error("E412", f"link-prediction filter uses entity column '{format_node(col)}'; move it to "
                               "FOR EACH … WHERE", col)
         inf.dst_table = fk.dst_table
         return TaskType.TEMPORAL_LINK_PREDICTION if ctx.temporal else TaskType.STATIC_LINK_PREDICTION
@@ -109,7 +109,7 @@ def _step_link(ctx: Ctx, inf: Inference, fk: Edge) -> TaskType | None:
             ctx.error("E410", "CLASSIFY needs a windowed LIST_DISTINCT; use RANK TOP k", problem)
             return None
         return TaskType.MULTILABEL_CLASSIFICATION
-    ctx.error("E401", f"'{text(target)}' predicts a set; add RANK TOP k or CLASSIFY", target)
+    ctx.error("E401", f"'{format_node(target)}' predicts a set; add RANK TOP k or CLASSIFY", target)
     return None
 
 
@@ -119,7 +119,7 @@ def _step_set(ctx: Ctx, inf: Inference) -> TaskType | None:
         return TaskType.MULTILABEL_RANKING
     if isinstance(problem, Classify):
         return TaskType.MULTILABEL_CLASSIFICATION
-    ctx.error("E401", f"'{text(ctx.query.target)}' predicts a set; add RANK TOP k or CLASSIFY", ctx.query.target)
+    ctx.error("E401", f"'{format_node(ctx.query.target)}' predicts a set; add RANK TOP k or CLASSIFY", ctx.query.target)
     return None
 
 
@@ -141,7 +141,8 @@ def _step_value(ctx: Ctx, inf: Inference) -> TaskType | None:
         return _step_set(ctx, inf)
     task = _STYPE_TASKS.get(inf.stype)
     if task is None:
-        ctx.error("E413", f"cannot predict '{text(ctx.query.target)}' of semantic type {inf.stype}", ctx.query.target)
+        target = ctx.query.target
+        ctx.error("E413", f"cannot predict '{format_node(target)}' of semantic type {inf.stype}", target)
         return None
     return _scalar_task(ctx, task)
 
@@ -156,7 +157,7 @@ def infer_task(ctx: Ctx) -> Inference:
     target = ctx.query.target
     inf = Inference()
     if _is_entity_key(ctx):
-        ctx.error("E414", f"'{text(target)}' is the entity key; predict another column", target)
+        ctx.error("E414", f"'{format_node(target)}' is the entity key; predict another column", target)
         return inf
     if isinstance(target, (Column, Aggregation)):
         inf.dtype, inf.stype = ctx.types[id(target)]
@@ -170,7 +171,8 @@ def infer_task(ctx: Ctx) -> Inference:
             fk_dtype, Dtype.OTHER), Stype.MULTICATEGORICAL
     if inf.task_type is not None and not inf.task_type.is_link_prediction:
         for col in _entity_filter_columns(ctx):
-            ctx.warn("W104", f"entity column '{text(col)}' in a target filter; move it to FOR EACH … WHERE", col)
+            ctx.warn("W104", f"entity column '{format_node(col)}' in a target filter; move it to FOR EACH … WHERE",
+                     col)
     _leakage(ctx)
     return inf
 

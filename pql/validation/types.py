@@ -9,7 +9,7 @@ from pql.ast import Aggregation, ArrayLit, Column, Comparison, IntLit, NullLit, 
 from pql.catalog import AGGREGATIONS, DTYPE_FAMILY, LIST_OF, LITERAL_FAMILY, OPERATORS, ConstRule, Family, ResultDtype
 from pql.graph import Dtype, Stype
 from pql.validation.context import Ctx, Site
-from pql.validation.text import literal_text, name_text, text
+from pql.formatter import format_literal, format_name, format_node
 
 __all__ = ["check_types"]
 
@@ -37,7 +37,7 @@ _RESULT_DTYPE = {
 
 
 def _unsupported(ctx: Ctx, col: Column) -> None:
-    ctx.error("E205", f"'{text(col)}' has an unsupported type ({ctx.schemas[id(col)].dtype}) and cannot be used "
+    ctx.error("E205", f"'{format_node(col)}' has an unsupported type ({ctx.schemas[id(col)].dtype}) and cannot be used "
                       "in a query", col)
 
 
@@ -56,8 +56,8 @@ def _aggregation(ctx: Ctx, site: Site) -> None:
     table = ctx.graph.tables[arg.table]
     facts = {"dtype": schema.dtype, "stype": schema.stype, "pk": table.primary_key == arg.name,
              "fk": ctx.graph.is_foreign_key(arg.table, arg.name)}
-    fields = {"F": agg.func.value, "col": text(arg), "t": name_text(arg.table, table=True), "dtype": schema.dtype,
-              "stype": schema.stype}
+    fields = {"F": agg.func.value, "col": format_node(arg), "t": format_name(arg.table, table=True),
+              "dtype": schema.dtype, "stype": schema.stype}
     for code, applies, template in _ARG_RULES:
         if applies(spec, facts):
             ctx.error(code, template.format(**fields), arg)
@@ -108,7 +108,7 @@ def _as_date(value: str) -> str | None:
 
 def _mismatch(ctx: Ctx, lhs: str, dtype: Dtype, family: Family, const) -> None:
     kind = _kind(const)[1]
-    ctx.error("E205", f"'{lhs}' is {dtype} but {literal_text(const)} is {kind}", const,
+    ctx.error("E205", f"'{lhs}' is {dtype} but {format_literal(const)} is {kind}", const,
               _mismatch_hints(family, const))
 
 
@@ -140,13 +140,13 @@ def _const_array(ctx: Ctx, cmp: Comparison, lhs: str, dtype: Dtype, family: Fami
         if vfam is Family.NULL:
             ctx.error("E210", f"list value NULL is NULL, expected {dtype}", value, [f"use OR {lhs} IS NULL"])
         elif vfam is not family:
-            ctx.error("E210", f"list value {literal_text(value)} is {kind}, expected {dtype}", value,
+            ctx.error("E210", f"list value {format_literal(value)} is {kind}, expected {dtype}", value,
                       _mismatch_hints(family, value))
 
 
 def _const_string(ctx: Ctx, cmp: Comparison, lhs: str, dtype: Dtype, family: Family) -> None:
     if not isinstance(cmp.right, StrLit):
-        ctx.error("E212", f"{cmp.op.value} needs a quoted string, got {literal_text(cmp.right)}", cmp.right)
+        ctx.error("E212", f"{cmp.op.value} needs a quoted string, got {format_literal(cmp.right)}", cmp.right)
 
 
 def _const_element(ctx: Ctx, cmp: Comparison, lhs: str, dtype: Dtype, family: Family) -> None:
@@ -173,12 +173,12 @@ def _comparison(ctx: Ctx, cmp: Comparison) -> None:
     if family is Family.UNSUPPORTED:
         return
     spec = OPERATORS[cmp.op]
-    lhs = text(cmp.left)
+    lhs = format_node(cmp.left)
     wants_array = spec.const is ConstRule.ARRAY_SAME_FAMILY
     if wants_array != isinstance(cmp.right, ArrayLit):  # only hand-built ASTs get here; the parser rejects it
         if wants_array:
             ctx.error("E209", f"IN needs a list of at least two values; for one value use '= "
-                              f"{literal_text(cmp.right)}'", cmp.right)
+                              f"{format_literal(cmp.right)}'", cmp.right)
         else:
             ctx.error("E208", f"'{cmp.op.value}' takes one value; for a list use IN (…)", cmp.right)
         return
@@ -213,7 +213,7 @@ def _ids(ctx: Ctx) -> None:
         allowed = _ID_LITERALS.get(pk.dtype)
         ok = isinstance(value, allowed) if allowed else _kind(value)[0] is family
         if not ok:
-            _mismatch(ctx, text(entity.key), pk.dtype, family, value)
+            _mismatch(ctx, format_node(entity.key), pk.dtype, family, value)
 
 
 def check_types(ctx: Ctx) -> None:

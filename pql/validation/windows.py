@@ -6,7 +6,7 @@ from __future__ import annotations
 from pql.ast import AggFunc, Aggregation, Column, TimeUnit
 from pql.validated import CombinedWindow
 from pql.validation.context import Clause, Ctx, Site
-from pql.validation.text import text
+from pql.formatter import format_node
 
 __all__ = ["check_windows"]
 
@@ -21,7 +21,7 @@ def _where(agg: Aggregation):
 
 
 def _example_arg(agg: Aggregation) -> str:
-    return text(agg.column) + (f" WHERE {text(agg.filter)}" if agg.filter is not None else "")
+    return format_node(agg.column) + (f" WHERE {format_node(agg.filter)}" if agg.filter is not None else "")
 
 
 def _windowless(ctx: Ctx, site: Site) -> None:
@@ -31,7 +31,7 @@ def _windowless(ctx: Ctx, site: Site) -> None:
         timed = ctx.graph.timed_tables
         if table.is_timed:
             ctx.error("E310", f"'{table.name}' has a time column; add a window: "
-                              f"LIST_DISTINCT({text(agg.column)}, 0, 30, days)", agg)
+                              f"LIST_DISTINCT({format_node(agg.column)}, 0, 30, days)", agg)
             return
         if timed:
             names = ", ".join(f"'{t}'" for t in timed)
@@ -41,7 +41,8 @@ def _windowless(ctx: Ctx, site: Site) -> None:
         if isinstance(agg.column, Column) and ctx.graph.is_foreign_key(agg.column.table, agg.column.name):
             return  # static link prediction (or E401 / E410 in the target stage)
     bounds = "-30, 0" if site.clause is Clause.WHERE else "0, 30"
-    ctx.error("E302", f"{text(agg)} needs a window, e.g. {agg.func.value}({_example_arg(agg)}, {bounds}, days)", agg)
+    example = f"{agg.func.value}({_example_arg(agg)}, {bounds}, days)"
+    ctx.error("E302", f"{format_node(agg)} needs a window, e.g. {example}", agg)
 
 
 def _placement(ctx: Ctx, site: Site, target_temporal: bool | None) -> None:
@@ -49,7 +50,7 @@ def _placement(ctx: Ctx, site: Site, target_temporal: bool | None) -> None:
     w = agg.window
     if not ctx.graph.tables[agg.column.table].is_timed:
         t = agg.column.table
-        ctx.error("E301", f"'{t}' has no time column, so {text(agg)} cannot have a window; set time_column for "
+        ctx.error("E301", f"'{t}' has no time column, so {format_node(agg)} cannot have a window; set time_column for "
                           f"'{t}' or predict a column", agg)
     s, e = _bounds(agg)
     negative_start = w.start is None or w.start < 0
@@ -57,7 +58,7 @@ def _placement(ctx: Ctx, site: Site, target_temporal: bool | None) -> None:
         ctx.error("E303", f"target window ({s}, {e}) looks into the past; use 0 <= start < end", _where(agg))
     elif site.clause is Clause.WHERE and target_temporal is False:
         if site.depth == 0:
-            ctx.error("E308", f"the target is static, so WHERE cannot use windows ('{text(agg)}')", agg)
+            ctx.error("E308", f"the target is static, so WHERE cannot use windows ('{format_node(agg)}')", agg)
     elif site.clause is Clause.WHERE and w.end > 0:
         ctx.error("E304", f"entity filter window ({s}, {e}) looks into the future, unknown at prediction time; "
                           "use end <= 0 or move it to ASSUMING", _where(agg))
@@ -81,11 +82,11 @@ def _assuming(ctx: Ctx, target_temporal: bool | None) -> None:
     if assuming is None or target_temporal is None:
         return
     if not target_temporal:
-        ctx.error("E307", f"ASSUMING needs a temporal target; '{text(ctx.query.target)}' is static", assuming)
+        ctx.error("E307", f"ASSUMING needs a temporal target; '{format_node(ctx.query.target)}' is static", assuming)
         return
     for site in ctx.sites.cmps:
         if site.clause is Clause.ASSUMING and site.depth == 0 and isinstance(site.node.left, Column):
-            ctx.error("E306", f"ASSUMING '{text(site.node)}' has no window; ASSUMING takes future aggregations "
+            ctx.error("E306", f"ASSUMING '{format_node(site.node)}' has no window; ASSUMING takes future aggregations "
                               "only — move it to WHERE", site.node)
 
 
@@ -96,8 +97,8 @@ def _mixed_target(ctx: Ctx) -> None:
         return
     for cmp in top:
         if isinstance(cmp.left, Column):
-            a = text(cmp)
-            ctx.error("E309", f"target mixes static '{a}' with temporal '{text(temporal)}'; move '{a}' to "
+            a = format_node(cmp)
+            ctx.error("E309", f"target mixes static '{a}' with temporal '{format_node(temporal)}'; move '{a}' to "
                               "FOR EACH … WHERE", cmp)
 
 
