@@ -147,18 +147,31 @@ def _to_arrow(table: Any):
     return table.select(["ENTITY", "ANCHOR_TIMESTAMP", "TARGET"])
 
 
-def pql_job(graph_path: str, query: str, options: dict, out: str) -> tuple[list[datetime], int, float, float]:
+def pql_job(graph_path: str, query: str, options: dict, out: str) -> tuple[list[datetime], int, float, float, dict]:
+    """Load the graph, compile, compute anchors and the training table; time each phase."""
     import pyarrow.parquet as pq
 
     import pql
 
-    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    started = last = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = now - last, now
+
     graph = pql.Graph.from_toml(graph_path)
+    lap("load")
     compiled = pql.compile(query, graph, **options)
+    lap("compile")
+    anchors = list(compiled.anchors())
+    lap("anchors")
     table = _to_arrow(compiled.training_table())
+    lap("table")
     seconds = time.perf_counter() - started
     pq.write_table(table, out)
-    return list(compiled.anchors()), table.num_rows, seconds, _peak_mb()
+    return anchors, table.num_rows, seconds, _peak_mb(), phases
 
 
 def _connect(data_dir: str, dataset: str):
@@ -262,9 +275,10 @@ def print_table(rows: list[Row]) -> None:
 def measure(dataset: str, label: str, graph: Path, data_dir: Path, task: str, query: str, options: dict,
             per_anchor: bool, numeric: bool, tmp: Path, expected: list[datetime] | None) -> Row:
     pql_out, base_out = str(tmp / f"{label}-{task}-pql.parquet"), str(tmp / f"{label}-{task}-base.parquet")
-    anchors, rows, pql_s, pql_mb = _isolated(pql_job, str(graph), query, options, pql_out)
+    anchors, rows, pql_s, pql_mb, phases = _isolated(pql_job, str(graph), query, options, pql_out)
     baseline = {None: "-", True: "per-anchor loop", False: "hand SQL"}[per_anchor]
     row = Row(label, task, len(anchors), rows, pql_s, pql_mb, baseline)
+    row.notes.append("pql phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
     if expected is not None and [a.replace(tzinfo=None) for a in anchors] != expected:
         row.notes.append(f"anchors differ from spec §10.2 as recomputed here: pql {anchors[:2]}… vs {expected[:2]}…")
     if per_anchor is not None:
