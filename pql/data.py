@@ -40,21 +40,22 @@ class Database:
 
     def __init__(self, graph: Graph, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.graph = graph
+        self._owns_con = con is None
         self.con = con if con is not None else duckdb.connect()
         self._sources: dict[str, exp.Expression] = {}
         self._raws: dict[str, list[RawColumn]] = {}
         errors: list[PQLError] = []
-        for i, table in enumerate(graph):
+        for table in graph:
             try:
-                self._register(table, i)
+                self._register(table)
             except PQLDataError as e:
                 errors += e.errors
         raise_all(errors)
 
-    def _register(self, table: TableSchema, index: int) -> None:
+    def _register(self, table: TableSchema) -> None:
         registered = None
         if table.data is not None:
-            registered = f"__pql_data_{index}"
+            registered = f"__pql_data__{table.name}"  # like the view: replaced when re-registered
             register_data(self.con, registered, table.data)
         source = source_expr(table, registered)
         raws = describe_source(self.con, table, source)
@@ -71,7 +72,9 @@ class Database:
         return exp.Table(this=ident(table))
 
     def close(self) -> None:
-        self.con.close()
+        """Close the connection if this Database created it (a caller's connection stays open)."""
+        if self._owns_con:
+            self.con.close()
 
     def __enter__(self) -> "Database":
         return self
