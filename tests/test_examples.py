@@ -184,3 +184,20 @@ def test_cj_query_validates_with_expected_task(cj_copy: Path, name: str) -> None
     graph = pql.Graph.from_toml(cj_copy / "graph.toml")
     validated = pql.validate((CJ / name).read_text(encoding="utf-8"), graph)
     assert validated.task_type is EXPECTED_TASKS[name]
+
+
+@needs_cj
+@needs_compiler
+def test_cj_buy_it_again_labels_equal_hand_written_sql(cj_copy: Path, tmp_path: Path) -> None:
+    graph = pql.Graph.from_toml(cj_copy / "graph.toml")
+    compiled = pql.compile((CJ / "buy_it_again.pql").read_text(encoding="utf-8"), graph, timeframe_step=30,
+                           max_anchors=3)
+    table = bench_labels._to_arrow(compiled.training_table())
+    pq.write_table(table, tmp_path / "pql.parquet")
+    anchors = list(compiled.anchors())
+    assert anchors == bench_labels.spec_anchors(cj_copy / "data" / "transactions.parquet", "transaction_timestamp",
+                                                30, 3)
+    rows, _, _ = bench_labels.baseline_job(str(cj_copy / "data"), "cj", "buy_it_again", anchors, False,
+                                           str(tmp_path / "base.parquet"))
+    assert rows == table.num_rows > 1000
+    assert bench_labels.compare(str(tmp_path / "pql.parquet"), str(tmp_path / "base.parquet"), False) == "equal"
