@@ -22,8 +22,9 @@ from pql.errors import PQLDataError
 from pql.graph import Dtype, TableSchema
 
 __all__ = [
-    "RawColumn", "FORMAT_BY_SUFFIX", "ident", "col", "lit", "run", "format_for_path", "source_expr",
-    "describe_source", "normalise_dtype", "timestamp_expr", "view_select", "read_error", "SAMPLE_SIZE",
+    "RawColumn", "FORMAT_BY_SUFFIX", "SAMPLE_SIZE", "ident", "col", "lit", "run", "format_for_path", "csv_options",
+    "source_expr", "describe_source", "normalise_dtype", "timestamp_expr", "view_select", "register_data",
+    "not_found", "read_error", "timestamp_problems", "zone_awareness",
 ]
 
 SAMPLE_SIZE = 100_000  # §6.3: statistics use the first 100 000 non-null values
