@@ -53,14 +53,14 @@ def _warn(code: str, message: str, where: Any) -> None:
     context().warnings.append(PQLWarning(code, message, span=_span(where)))
 
 
-def _nest(node: A.Node, *children: Any) -> A.Node:
-    """Record the nesting depth of ``node``; raise when it exceeds MAX_DEPTH."""
+def _nest(node: A.Node, at: Token, *children: Any) -> A.Node:
+    """Record the nesting depth of ``node``; past MAX_DEPTH raise E001 at its keyword ``at``."""
     depth = context().depth
     d = 1 + max((depth.get(id(c), 0) for c in children if c is not None), default=0)
     if d > MAX_DEPTH:
+        hints = ("use IN (…) instead of long OR chains",) if isinstance(node, A.BoolOp) else ()
         raise _err("E001", f"the query nests more than {MAX_DEPTH} levels deep (conditions, NOT, AND/OR "
-                           "chains and inline filters); simplify it", node,
-                   ("use IN (…) instead of long OR chains",))
+                           "chains and inline filters); simplify it", at, hints)
     depth[id(node)] = d
     return node
 
@@ -284,28 +284,28 @@ class ASTBuilder(Transformer):
 
     # conditions -----------------------------------------------------------------------------
     def or_(self, left, kw, right):
-        return _nest(A.BoolOp(A.BoolOperator.OR, left, right, span=_span(left, right)), left, right)
+        return _nest(A.BoolOp(A.BoolOperator.OR, left, right, span=_span(left, right)), kw, left, right)
 
     def and_(self, left, kw, right):
-        return _nest(A.BoolOp(A.BoolOperator.AND, left, right, span=_span(left, right)), left, right)
+        return _nest(A.BoolOp(A.BoolOperator.AND, left, right, span=_span(left, right)), kw, left, right)
 
     def not_(self, kw, operand):
-        return _nest(A.Not(operand, span=_span(kw, operand)), operand)
+        return _nest(A.Not(operand, span=_span(kw, operand)), kw, operand)
 
     def group(self, lpar, cond, rpar):
         return cond
 
     def comparison(self, left, op_tok, rhs):
         op = _operator(op_tok, rhs)
-        return _nest(A.Comparison(left, op, rhs, span=_span(left, rhs)), left)
+        return _nest(A.Comparison(left, op, rhs, span=_span(left, rhs)), op_tok, left)
 
     def like(self, left, op_tok, pattern_tok):
-        return _nest(_like(left, op_tok, pattern_tok), left)
+        return _nest(_like(left, op_tok, pattern_tok), op_tok, left)
 
     # operands -------------------------------------------------------------------------------
     def aggregation(self, agg, lpar, arg, where_kw, cond, comma, window, rpar):
         node = A.Aggregation(A.AggFunc[agg.value.upper()], arg, cond, window, span=_span(agg, rpar))
-        return _nest(node, cond)
+        return _nest(node, agg, cond)
 
     def window(self, start_tok, c1, end_tok, c2, unit_tok):
         unit = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -562,3 +564,48 @@ def test_reserved_words_in_table_position_need_backticks() -> None:
             parse(f"PREDICT {word}.x FOR EACH users.user_id")
         assert parse(f"PREDICT `{word}`.x FOR EACH users.user_id").target == col(word, "x")
         assert parse(f"PREDICT users.{word} FOR EACH users.user_id").target == col("users", word)
+
+
+# --- snapshots of rendered errors -------------------------------------------------------------
+
+SNAPSHOT_DIR = Path(__file__).parent / "snapshots" / "syntax"
+SNAPSHOTS = {
+    "e001_bare_word": B + " WHERE users.country = US",
+    "e001_sql_not_equal": "PREDICT COUNT(transactions.*, 0, 30) <> 0 FOR EACH users.user_id",
+    "e001_doubled_quote": B + " WHERE users.name = 'it''s'",
+    "e001_reserved_table": "PREDICT count.x FOR EACH users.user_id",
+    "e002_empty": "",
+    "e003_missing_entity": "PREDICT COUNT(transactions.*, 0, 30) > 0",
+    "e004_mixed_case": "Predict COUNT(transactions.*, 0, 30) > 0 FOR EACH users.user_id",
+    "e005_block_comment": B + " /* all */",
+    "e006_bad_escape_second_line": "PREDICT users.age FOR EACH users.user_id\nWHERE users.name = 'a\\qb'",
+    "e007_unterminated_string": B + " WHERE users.name = 'abc\nmore",
+    "e008_unknown_unit": "PREDICT SUM(transactions.price, 0, 30, day) FOR EACH users.user_id",
+    "e009_one_element_list": B + " WHERE users.country IN ('US')",
+    "e012_window_order": "PREDICT COUNT(transactions.*, 30, 0) FOR EACH users.user_id",
+    "e016_second_entity": "PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id, items.item_id",
+    "e017_two_targets": "PREDICT users.age, users.country FOR EACH users.user_id",
+    "e018_empty_where": "PREDICT users.age\nFOR EACH users.user_id\nWHERE\n",
+    "e503_for_each_ids": B + " = 5",
+    "nesting_limit": B + " WHERE " + "NOT " * 250 + "users.age > 1",
+}
+
+
+def assert_snapshot(name: str, text: str) -> None:
+    """Compare with tests/snapshots/syntax/<name>.txt; PQL_UPDATE_SNAPSHOTS=1 writes it instead."""
+    path = SNAPSHOT_DIR / f"{name}.txt"
+    if os.environ.get("PQL_UPDATE_SNAPSHOTS") == "1":
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"missing snapshot {path}; run with PQL_UPDATE_SNAPSHOTS=1 to create it")
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", list(SNAPSHOTS))
+def test_rendered_error_snapshots(name: str) -> None:
+    source = SNAPSHOTS[name]
+    err = error(source)
+    assert_snapshot(name, f"--- query\n{source}\n--- error\n{err.render(source)}\n")

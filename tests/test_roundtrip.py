@@ -3,6 +3,7 @@ JSON form round-trips."""
 
 from __future__ import annotations
 
+import os
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,9 @@ from pql.formatter import format_query
 from pql.parser import parse
 from tests import strategies as S
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# PQL_FUZZ_EXAMPLES=5000 pytest ... for a deeper local run.
+SETTINGS = settings(max_examples=int(os.environ.get("PQL_FUZZ_EXAMPLES", "300")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
