@@ -56,7 +56,7 @@ class Database:
         registered = None
         if table.data is not None:
             registered = f"__pql_data__{table.name}"  # like the view: replaced when re-registered
-            register_data(self.con, registered, table.data)
+            register_data(self.con, registered, table)
         source = source_expr(table, registered)
         raws = describe_source(self.con, table, source)
         view = exp.Create(kind="VIEW", this=exp.Table(this=ident(table.name)), replace=True,
@@ -112,10 +112,17 @@ class Database:
                 errors.append(PQLDataError(f"table '{name}' is empty but the query uses it", code="E709", table=name))
             elif n == 0:
                 warnings.append(PQLWarning("W706", f"table '{name}' is empty; no query uses it", table=name))
-        errors += self._zone_mix([t for t in checked if t in counts])
+        readable = [t for t in checked if t in counts]
+        try:
+            errors += self._zone_mix(readable)
+        except duckdb.Error as e:  # only the text scans of already-read tables can fail here
+            errors.append(PQLDataError(f"cannot compare time zones of {', '.join(readable)}: {e}", code="E702"))
         for edge in self.graph.edges:
             if edge.src_table in counts and edge.src_table in checked and edge.dst_table in counts:
-                warnings += self._orphans(edge)
+                try:
+                    warnings += self._orphans(edge)
+                except duckdb.Error as e:
+                    errors.append(read_error(self.graph.table(edge.dst_table), e))
         raise_all(errors)
         return warnings
 

@@ -231,9 +231,13 @@ def _csv_row_problem(table: TableSchema, max_lines: int = 1_000_000) -> str | No
     return None
 
 
-def register_data(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
+def register_data(con: duckdb.DuckDBPyConnection, name: str, table: TableSchema) -> None:
     """Expose an in-memory pyarrow Table / pandas DataFrame to DuckDB under an engine-chosen name."""
-    con.register(name, data)
+    try:
+        con.register(name, table.data)
+    except Exception as e:  # DuckDB raises assorted types for objects it cannot scan
+        raise PQLDataError(f"table '{table.name}': cannot read {type(table.data).__name__} as a table: "
+                           f"{_short_reason(str(e))}", code="E702", table=table.name) from None
 
 
 # -- timestamp text (E707 / E708), shared by loading and the load checks ------------------------

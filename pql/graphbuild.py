@@ -15,7 +15,9 @@ from typing import Any, Iterable, Sequence
 import duckdb
 from sqlglot import exp
 
-from pql.datasource import RawColumn, describe_source, register_data, source_expr, timestamp_problems
+from pql.datasource import (
+    RawColumn, describe_source, read_error, register_data, source_expr, timestamp_problems,
+)
 from pql.errors import PQLDataError, PQLError, PQLWarning, did_you_mean
 from pql.graph import RESERVED_TABLE_NAMES, ColumnSchema, Dtype, Edge, Graph, Stype, TableSchema
 from pql import infer
@@ -77,6 +79,17 @@ class _Builder:
         self.specs: dict[str, TableSpec] = {}
         self.failed: set[str] = set()
 
+    def guarded(self, name: str, step: Any, *args: Any) -> None:
+        """Run one table's step; a read failure (e.g. a bad CSV row met while sampling) becomes E702."""
+        try:
+            step(*args)
+        except duckdb.Error as e:
+            spec = self.specs[name]
+            table = self.tables.pop(name, None) or TableSchema(name=name, columns={}, source=spec.source,
+                                                                format=spec.format, data=spec.data)
+            self.errors.append(read_error(table, e))
+            self.failed.add(name)
+
     # -- per table --------------------------------------------------------------------------------
     def load(self, spec: TableSpec, index: int) -> None:
         self.specs[spec.name] = spec
@@ -87,12 +100,11 @@ class _Builder:
             return
         table = TableSchema(name=spec.name, columns={}, source=spec.source, format=spec.format, data=spec.data,
                             options=dict(spec.options))
-        registered = None
-        if spec.data is not None:
-            registered = f"__pql_load_{index}"
-            register_data(self.con, registered, spec.data)
-        source = source_expr(table, registered)
+        registered = f"__pql_load_{index}" if spec.data is not None else None
         try:
+            if spec.data is not None:
+                register_data(self.con, registered, table)
+            source = source_expr(table, registered)
             raws = describe_source(self.con, table, source)
         except PQLDataError as e:
             self.errors.append(e)
@@ -220,15 +232,15 @@ def build_graph(specs: Iterable[TableSpec], edges: Iterable[Edge], *, infer_edge
     b.failed.update(failed_tables)
     b.specs.update({name: TableSpec(name) for name in failed_tables})
     for i, spec in enumerate(specs):
-        b.load(spec, i)
+        b.guarded(spec.name, b.load, spec, i)
     kept = [e for e in edges if b.check_edge(e)]
     if infer_edges:
         cols = {t: {r.name: r.dtype for r in raws} for t, raws in b.raws.items()}
         found, warns = infer.infer_edges(cols, {t: s.primary_key for t, s in b.tables.items()})
         kept += [e for e in found if e not in kept]
         b.warnings += warns
-    for name in b.tables:
-        b.assign_columns(name, kept)
+    for name in list(b.tables):
+        b.guarded(name, b.assign_columns, name, kept)
     raise_all(b.errors)
     graph = Graph(b.tables, kept, path=path)
     graph.warnings = list(b.warnings)

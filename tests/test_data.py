@@ -197,3 +197,18 @@ def test_from_tables_infer(ref):
     assert g.table("orders").time_column == "at" and g.table("users").primary_key == "user_id"
     plain = Graph.from_tables(frames)
     assert plain.edges == [] and plain.table("users").primary_key is None and plain.table("users").time_column is None
+
+
+def test_bad_csv_value_met_while_sampling_is_a_load_error(tmp_path):
+    rows = ["n,b"] + [f"{i},x" for i in range(30_000)]
+    rows[25_001] = "oops,x"
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(PQLDataError) as e:
+        Graph.from_tables({"a": tmp_path / "a.csv"})
+    assert e.value.code == "E702" and e.value.table_name == "a" and 'Could not convert string "oops"' in e.value.message
+
+
+def test_unscannable_in_memory_object():
+    with pytest.raises(PQLDataError) as e:
+        Graph.from_tables({"a": [1, 2, 3]})
+    assert e.value.code == "E702" and e.value.message.startswith("table 'a': cannot read list as a table")
