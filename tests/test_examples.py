@@ -20,6 +20,7 @@ from pql.ast import TaskType
 ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC = ROOT / "examples" / "synthetic"
 CJ = ROOT / "examples" / "buy_it_again"
+REFERENCE = ROOT / "examples" / "reference"
 
 EXPECTED_TASKS = {
     "buy_it_again.pql": TaskType.TEMPORAL_LINK_PREDICTION,
@@ -28,6 +29,16 @@ EXPECTED_TASKS = {
     "forecast.pql": TaskType.FORECASTING,
 }
 TABLES = ("users", "items", "transactions")
+REFERENCE_TASKS = {
+    "engagement.pql": TaskType.BINARY_CLASSIFICATION,
+    "spend_if_notified.pql": TaskType.REGRESSION,
+    "shoe_buyers.pql": TaskType.BINARY_CLASSIFICATION,
+    "shoe_recommendations.pql": TaskType.TEMPORAL_LINK_PREDICTION,
+    "active_buyers_per_region.pql": TaskType.REGRESSION,
+    "country.pql": TaskType.MULTICLASS_CLASSIFICATION,
+    "tags.pql": TaskType.MULTILABEL_RANKING,
+    "weekly_outside_na.pql": TaskType.BINARY_CLASSIFICATION,
+}
 
 
 def _has_compiler() -> bool:
@@ -132,11 +143,50 @@ def test_generated_data_is_consistent(tmp_path: Path) -> None:
     assert pql.validate(bench_labels.BUY_IT_AGAIN, graph).task_type is TaskType.TEMPORAL_LINK_PREDICTION
 
 
-def test_committed_sample_is_what_the_generator_writes(tmp_path: Path) -> None:
-    generate(tmp_path, n_users=300, n_items=100, n_transactions=8000, seed=0)
-    for t in TABLES:
-        assert pq.read_table(tmp_path / f"{t}.parquet").equals(pq.read_table(SYNTHETIC / f"{t}.parquet")), t
-    assert (tmp_path / "graph.toml").read_text() == (SYNTHETIC / "graph.toml").read_text()
+@pytest.mark.parametrize("folder,sizes,tables", [
+    (SYNTHETIC, {"n_transactions": 8000}, TABLES),
+    (REFERENCE, {"n_transactions": 6000, "reference": True}, TABLES + ("regions", "notifications")),
+], ids=["synthetic", "reference"])
+def test_committed_sample_is_what_the_generator_writes(tmp_path: Path, folder: Path, sizes: dict,
+                                                       tables: tuple[str, ...]) -> None:
+    generate(tmp_path, n_users=300, n_items=100, seed=0, **sizes)
+    committed = [p.name for p in folder.glob("*.parquet")] + ["graph.toml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(committed)
+    for t in tables:
+        assert pq.read_table(tmp_path / f"{t}.parquet").equals(pq.read_table(folder / f"{t}.parquet")), t
+    assert (tmp_path / "graph.toml").read_text() == (folder / "graph.toml").read_text()
+
+
+def test_reference_sample_has_the_spec_schema() -> None:
+    from tests.schemas import reference_graph
+
+    loaded = pql.Graph.from_toml(REFERENCE / "graph.toml")
+    spec = reference_graph()
+    assert list(loaded.tables) == list(spec.tables)
+    for table in spec:
+        got = loaded.table(table.name)
+        assert [(c.name, c.dtype, c.stype) for c in got.columns.values()] == \
+               [(c.name, c.dtype, c.stype) for c in table.columns.values()], table.name
+        assert (got.primary_key, got.time_column, got.end_time_column) == \
+               (table.primary_key, table.time_column, table.end_time_column)
+    assert sorted(map(str, loaded.edges)) == sorted(map(str, spec.edges))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_TASKS))
+def test_reference_query_validates_with_expected_task(name: str) -> None:
+    graph = pql.Graph.from_toml(REFERENCE / "graph.toml")
+    validated = pql.validate((REFERENCE / name).read_text(encoding="utf-8"), graph)
+    assert validated.task_type is REFERENCE_TASKS[name]
+    assert validated.warnings == []
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", sorted(REFERENCE_TASKS))
+def test_reference_query_has_train_val_and_test_rows(name: str) -> None:
+    graph = pql.Graph.from_toml(REFERENCE / "graph.toml")
+    table = pql.compile((REFERENCE / name).read_text(encoding="utf-8"), graph).training_table()
+    assert table.column_names == ["ENTITY", "ANCHOR_TIMESTAMP", "TARGET", "SPLIT"]
+    assert set(table.column("SPLIT").to_pylist()) == {"train", "val", "test"}
 
 
 def test_generator_rejects_empty_sizes(tmp_path: Path) -> None:
