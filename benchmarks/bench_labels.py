@@ -48,7 +48,8 @@ BUY_IT_AGAIN = ("PREDICT LIST_DISTINCT(transactions.item_id, 0, 30, days) RANK T
                 "FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) >= 3")
 CHURN = ("PREDICT COUNT(transactions.*, 0, 30, days) = 0 "
          "FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) > 0")
-SPEND = "PREDICT SUM(transactions.{amount}, 0, 30, days) FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) > 0"
+SPEND = ("PREDICT SUM(transactions.{amount}, 0, 30, days) "
+         "FOR EACH users.user_id WHERE COUNT(transactions.*, -90, 0, days) > 0")
 
 
 # -- the baselines: one SQL body per task over views users_v, items_v, tx_v ---------------------
@@ -280,7 +281,8 @@ def measure(dataset: str, label: str, graph: Path, data_dir: Path, task: str, qu
     row = Row(label, task, len(anchors), rows, pql_s, pql_mb, baseline)
     row.notes.append("pql phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
     if expected is not None and [a.replace(tzinfo=None) for a in anchors] != expected:
-        row.notes.append(f"anchors differ from spec §10.2 as recomputed here: pql {anchors[:2]}… vs {expected[:2]}…")
+        row.notes.append(f"anchors differ from spec §10.2 as recomputed here: "
+                         f"pql {anchors[:2]}… vs {expected[:2]}…")
     if per_anchor is not None:
         _, row.base_s, row.base_mb = _isolated(baseline_job, str(data_dir), dataset, task, anchors, per_anchor,
                                                base_out)
