@@ -89,7 +89,7 @@ def _source_text(text: str | bytes) -> str:
     if not isinstance(text, str):
         raise TypeError(f"parse() takes str or bytes, not {type(text).__name__}")
     if text.startswith("\ufeff"):
-        text = text[1:]
+        text = " " + text[1:]  # a byte-order mark reads as a space, so columns still match the source
     if not text.isascii():
         m = _SURROGATE_RE.search(text)
         if m is not None:
@@ -209,6 +209,15 @@ def _next_char(ctx: ParseContext, tok: Token) -> str:
     return rest[:1]
 
 
+def _before(ctx: ParseContext, tok: Token) -> Token | None:
+    """The token before ``tok`` (which is one of the last two seen)."""
+    history = ctx.tokens
+    for i in (len(history) - 1, len(history) - 2):
+        if i >= 1 and history[i] is tok:
+            return history[i - 1]
+    return None
+
+
 def _doubled_quote(tok: Token, prev: Token | None) -> bool:
     """'it''s': two adjacent strings, an SQL-style escape that PQL does not have."""
     return tok.type == "STRING" and prev is not None and prev.type == "STRING" and prev.end_pos == tok.start_pos
@@ -223,6 +232,9 @@ def _hints(tok: Token, prev: Token | None, expected: set[str], ctx: ParseContext
         hints.append("use !=" if tok.value == "<>" else "use =")
     if ttype == "STAR" and (prev is None or prev.type != "DOT"):
         hints.append("arithmetic is not supported")
+    elif ttype == "STAR" and _before(ctx, prev) is not None:
+        table = _before(ctx, prev).value
+        hints.append(f"'{table}.*' is only valid inside COUNT; write COUNT({table}.*, …) or name a column")
     if ttype == "WHERE" and "FOR_EACH" in expected:
         hints.append("filter inside the aggregation: SUM(t.c WHERE …, 0, 30)")
     if _doubled_quote(tok, prev):

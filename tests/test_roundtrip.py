@@ -3,8 +3,8 @@ JSON form round-trips."""
 
 from __future__ import annotations
 
-import os
 import json
+import os
 
 from hypothesis import HealthCheck, given, settings
 
@@ -20,41 +20,22 @@ SETTINGS = settings(max_examples=int(os.environ.get("PQL_FUZZ_EXAMPLES", "300"))
 
 @SETTINGS
 @given(S.queries)
-def test_parse_of_format_is_identity(q: A.Query) -> None:
+def test_format_parse_laws(q: A.Query) -> None:
     text = format_query(q)
-    assert parse(text) == q, text
-
-
-@SETTINGS
-@given(S.queries)
-def test_multiline_format_parses_to_the_same_query(q: A.Query) -> None:
-    text = format_query(q, multiline=True)
-    assert parse(text) == q, text
-    assert "\n" in text
-
-
-@SETTINGS
-@given(S.queries)
-def test_format_is_idempotent(q: A.Query) -> None:
-    once = format_query(q)
-    assert format_query(parse(once)) == once
+    parsed = parse(text)
+    assert parsed == q, text  # parse(format(q)) == q
+    assert format_query(parsed) == text  # idempotent
+    multi = format_query(q, multiline=True)
+    assert "\n" in multi and parse(multi) == q
+    for node in A.walk(parsed):  # every parsed node carries a non-empty span
+        assert node.span is not None, node
+        assert (node.span.line, node.span.column) < (node.span.end_line, node.span.end_column)
 
 
 @SETTINGS
 @given(S.queries)
 def test_json_form_round_trips(q: A.Query) -> None:
     parsed = parse(format_query(q))
-    data = json.loads(json.dumps(A.to_dict(parsed)))
-    back = A.from_dict(data)
+    back = A.from_dict(json.loads(json.dumps(A.to_dict(parsed))))
     assert back == parsed
-    # spans survive the JSON form too
-    assert [n.span for n in A.walk(back)] == [n.span for n in A.walk(parsed)]
-
-
-@SETTINGS
-@given(S.queries)
-def test_parsed_nodes_all_carry_spans(q: A.Query) -> None:
-    parsed = parse(format_query(q))
-    for node in A.walk(parsed):
-        assert node.span is not None, node
-        assert (node.span.line, node.span.column) < (node.span.end_line, node.span.end_column)
+    assert [n.span for n in A.walk(back)] == [n.span for n in A.walk(parsed)]  # spans survive too
