@@ -54,15 +54,23 @@ def parse_with_warnings(text: str | bytes) -> tuple[Query, list[PQLWarning]]:
         query = lark_parser().parse(text)
     except PQLError:
         raise
-    except UnexpectedToken as e:
-        raise _unexpected_token(e, ctx) from None
-    except UnexpectedCharacters as e:
-        raise _unexpected_character(text, e.pos_in_stream, e.line, e.column) from None
-    except Exception as e:  # a bug in pql, not the user's fault (spec §9.1: E900)
-        raise PQLInternalError(f"internal error, please report: {type(e).__name__}: {e}") from e
+    except Exception as e:
+        raise _translate(e, ctx) from (None if isinstance(e, (UnexpectedToken, UnexpectedCharacters)) else e)
     finally:
         set_context(None)
     return query, ctx.warnings
+
+
+def _translate(e: Exception, ctx: ParseContext) -> PQLError:
+    """Lark's errors -> coded syntax errors; anything else is a bug in pql (E900)."""
+    try:
+        if isinstance(e, UnexpectedToken):
+            return _unexpected_token(e, ctx)
+        if isinstance(e, UnexpectedCharacters):
+            return _unexpected_character(ctx.text, e.pos_in_stream, e.line, e.column)
+    except Exception as bug:  # noqa: BLE001 - reported as E900 below
+        e = bug
+    return PQLInternalError(f"internal error, please report: {type(e).__name__}: {e}")
 
 
 # --- input ----------------------------------------------------------------------------------
