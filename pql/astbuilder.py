@@ -220,10 +220,9 @@ class _Ids:
 _ID_OPS = {"EQ": A.CmpOp.EQ, "IS": A.CmpOp.EQ, "IN": A.CmpOp.IN, "IS_IN": A.CmpOp.IN}
 
 
-def _entity_ids(column: A.Column, ids: _Ids) -> tuple[A.Node, ...]:
-    if ids.op_tok.type not in _ID_OPS:
-        raise _err("E502", f"entity ids take = or IN, not '{_op_text(ids.op_tok)}'; filter with WHERE", ids.op_tok)
-    if not isinstance(ids.rhs, A.Node):  # a LIKE pattern token
+def _entity_ids(ids: _Ids) -> tuple[A.Node, ...]:
+    """The ids after ``FOR t.pk``: ``= v`` or ``IN (…)``, deduplicated in order."""
+    if ids.op_tok.type not in _ID_OPS:  # includes LIKE, whose right-hand side is a raw token
         raise _err("E502", f"entity ids take = or IN, not '{_op_text(ids.op_tok)}'; filter with WHERE", ids.op_tok)
     op = _operator(ids.op_tok, ids.rhs)
     values = ids.rhs.values if op is A.CmpOp.IN else (ids.rhs,)
@@ -277,7 +276,7 @@ class ASTBuilder(Transformer):
             key = format_node(column)
             raise _err("E501", f"FOR needs ids: FOR {key} = <id> or IN (<id>, <id>); or use FOR EACH",
                        _span(kw, column))
-        return A.EntitySpec(column, cond, _entity_ids(column, ids), span=_span(kw, column, ids, cond))
+        return A.EntitySpec(column, cond, _entity_ids(ids), span=_span(kw, column, ids, cond))
 
     def entity_ids(self, op_tok, rhs):
         return _Ids(op_tok, rhs)
