@@ -1,0 +1,1 @@
+"""Time-correct features: entity features, candidates and pair features, computed in DuckDB."""

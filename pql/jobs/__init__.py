@@ -1,0 +1,1 @@
+"""Training and prediction jobs: label table -> features -> rankers -> metrics and outputs."""
