@@ -612,3 +612,43 @@ def test_rendered_error_snapshots(name: str) -> None:
     source = SNAPSHOTS[name]
     err = error(source)
     assert_snapshot(name, f"--- query\n{source}\n--- error\n{err.render(source)}\n")
+
+
+# §16.2 rows whose code belongs to the validator must parse, so that the validator can see them.
+VALIDATION_STAGE = [
+    "PREDICT COUNT(transactions.*, -7, 30) FOR EACH users.user_id",  # I3 E303
+    B + " WHERE COUNT(transactions.*, -30, 10) > 0",  # I5 E304
+    B + " WHERE users.age < NULL",  # I6 E206
+    B + " WHERE users.age = '30'",  # I9 E205
+    B + " WHERE users.birth_date > '1990-01-01'",  # I9 E205
+    "PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.age",  # I10 E104
+    "PREDICT SUM(transactions.status, 0, 30) FOR EACH users.user_id",  # I11 E201
+    "PREDICT SUM(notifications.*, 0, 7) FOR EACH users.user_id",  # I12 E103
+    "PREDICT SUM(transactions.price) FOR EACH users.user_id",  # I13 E302
+    "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) FOR EACH users.user_id",  # I14 E401
+    "PREDICT SUM(transactions.price, 0, 30) RANK TOP 5 FOR EACH users.user_id",  # I15 E402
+    "PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id ASSUMING users.country = 'US'",  # I16 E306
+    "PREDICT users.age FOR EACH users.user_id ASSUMING COUNT(transactions.*, 0, 7) > 0",  # I17 E307
+    "PREDICT COUNT(transactions.*, 0, 30) > 0 OR users.age > 30 FOR EACH users.user_id",  # I18 E309
+    "PREDICT transactions.price FOR EACH users.user_id",  # I19 E107
+    "PREDICT LIST_DISTINCT(transactions.user_id, 0, 30) RANK TOP 5 FOR EACH users.user_id",  # I20 E411
+    "PREDICT SUM(transactions.price, 0, 30) FOR EACH user.user_id",  # I22 E101
+    "PREDICT SUM(transactions.prce, 0, 30) FOR EACH users.user_id",  # I22 E102
+    "PREDICT AVG(transactions.price, 0, 7) FORECAST 4 TIMEFRAMES FOR EACH items.item_id",  # I23 E409
+    "PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id WHERE transactions.status = 'paid'",  # I24 E108
+    "PREDICT COUNT_DISTINCT(transactions.item_id, 0, 30) FOR EACH users.user_id",  # I26 E202
+    "PREDICT LAST(transactions.item_id, 0, 30) FOR EACH users.user_id",  # I26 E203
+    "PREDICT users.name FOR EACH users.user_id",  # I27 E413
+    "PREDICT users.user_id FOR EACH users.user_id",  # I27 E414
+    "PREDICT users.age FOR EACH users.user_id WHERE COUNT(transactions.*, -30, 0) > 0",  # I28 E308
+    "PREDICT LIST_DISTINCT(transactions.item_id WHERE users.country = 'US', 0, 30) RANK TOP 5 "
+    "FOR EACH users.user_id",  # I29 E412
+    "PREDICT regions.population FOR EACH items.item_id",  # I31 E109
+    "PREDICT LIST_DISTINCT(transactions.item_id) RANK TOP 5 FOR EACH users.user_id",  # I32 E310
+]
+
+
+@pytest.mark.parametrize("text", VALIDATION_STAGE)
+def test_validation_stage_examples_parse(text: str) -> None:
+    q = parse(text)
+    assert parse(format_query(q)) == q
