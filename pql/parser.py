@@ -6,7 +6,10 @@ desugaring warnings (W101, W102, W111). The grammar lives in ``grammar/pql.lark`
 ``pql.grammar``); the Lark object is built once per process.
 
 The LALR parser builds the AST inline (no parse tree), so input of any length or depth is
-handled without recursion; nodes nested more than ``MAX_DEPTH`` levels are rejected (E001).
+handled without recursion. Two documented limits, both E001 with their own message: nodes nested
+more than ``MAX_DEPTH`` (200) levels (NOT, AND/OR chains, inline filters; parentheses alone add
+no depth), and more than ``MAX_TOKENS`` (100,000) tokens, which bounds the parse time of
+pathological input to about a second.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from lark.lexer import Token
 from pql.ast import Query, Span
 from pql.astbuilder import MAX_DEPTH, ASTBuilder
 from pql.errors import PQLError, PQLInternalError, PQLSyntaxError, PQLWarning
-from pql.lexer import KEYWORD_TYPES, ParseContext, PQLPostLex, set_context, token_span
+from pql.lexer import KEYWORD_TYPES, MAX_TOKENS, ParseContext, PQLPostLex, set_context, token_span
 
-__all__ = ["parse", "parse_with_warnings", "lark_parser", "grammar_text", "MAX_DEPTH"]
+__all__ = ["parse", "parse_with_warnings", "lark_parser", "grammar_text", "MAX_DEPTH", "MAX_TOKENS"]
 
 
 def grammar_text() -> str:
