@@ -91,5 +91,6 @@ class FeatureSet:
             names=list(self.names),
             y=None if self.y is None else self.y[rows],
             group=None if self.group is None else self.group[rows],
-            extra={k: v[rows] for k, v in self.extra.items()},
+            # per-row arrays are taken; others (e.g. the 1-element counts "n_entity_codes") kept
+            extra={k: (v[rows] if len(v) == len(self) else v) for k, v in self.extra.items()},
         )
