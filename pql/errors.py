@@ -116,10 +116,11 @@ class Diagnostic:
         if self.span is not None:
             out.append(f" --> {filename}:{self.span.line}:{self.span.column}")
             if source is not None:
-                lines = source.splitlines() or [""]
+                # Lines as the parser counts them: only "\n" ends a line (CR, U+2028 do not).
+                lines = source.split("\n")
                 ln = self.span.line
                 if 1 <= ln <= len(lines):
-                    text = lines[ln - 1].replace("\t", " ")
+                    text = "".join(" " if (c in "\t\r" or not c.isprintable()) else c for c in lines[ln - 1])
                     width = len(str(ln))
                     pad = " " * width
                     start = max(self.span.column - 1, 0)
@@ -133,7 +134,7 @@ class Diagnostic:
                         lo = max(0, start - 60)
                         hi = min(len(text), max(end, start + 1) + 60)
                         prefix = "..." if lo > 0 else ""
-                        text = prefix + text[lo:hi] + ("..." if hi < len(lines[ln - 1]) else "")
+                        text = prefix + text[lo:hi] + ("..." if hi < len(text) else "")
                         start, end = start - lo + len(prefix), min(end, hi) - lo + len(prefix)
                     out.append(f"{pad} |")
                     out.append(f"{ln} | {text}")
