@@ -120,7 +120,33 @@ _EQUAL_EXACT = "a.TARGET IS NOT DISTINCT FROM b.TARGET"
 _EQUAL_FLOAT = "abs(a.TARGET - b.TARGET) <= 1e-6 * greatest(1.0, abs(b.TARGET))"
 
 
-# -- jobs: each runs in a fresh process and returns (result, seconds, peak MB) -------------------
+# -- jobs: each runs in a fresh process and returns its result and its Cost ------------------------
+@dataclass(frozen=True)
+class Cost:
+    """Wall time, CPU time (all threads, user + system) and peak resident memory of one job.
+
+    CPU seconds are the steadier figure on a shared machine: waiting for a core adds wall time
+    but no CPU time.
+    """
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), _cpu()
+
+    def cost(self) -> Cost:
+        return Cost(time.perf_counter() - self.wall, _cpu() - self.cpu, _peak_mb())
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_mb() -> float:
     """Peak resident memory of this process since it started.
 
@@ -148,14 +174,20 @@ def _to_arrow(table: Any):
     return table.select(["ENTITY", "ANCHOR_TIMESTAMP", "TARGET"])
 
 
-def pql_job(graph_path: str, query: str, options: dict, out: str) -> tuple[list[datetime], int, float, float, dict]:
-    """Load the graph, compile, compute anchors and the training table; time each phase."""
+def pql_job(graph_path: str, query: str, options: dict, out: str,
+            warm: bool = False) -> tuple[list[datetime], int, Cost, dict[str, float]]:
+    """Load the graph, compile, compute anchors and the training table; time each phase.
+
+    ``warm`` builds the training table a second time (after the load checks ran) and reports
+    that as the phase ``table again``; the Cost covers the first pass only.
+    """
     import pyarrow.parquet as pq
 
     import pql
 
     phases: dict[str, float] = {}
-    started = last = time.perf_counter()
+    clock = _Clock()
+    last = clock.wall
 
     def lap(name: str) -> None:
         nonlocal last
@@ -170,9 +202,12 @@ def pql_job(graph_path: str, query: str, options: dict, out: str) -> tuple[list[
     lap("anchors")
     table = _to_arrow(compiled.training_table())
     lap("table")
-    seconds = time.perf_counter() - started
+    cost = clock.cost()
+    if warm:
+        compiled.training_table()
+        lap("table again")
     pq.write_table(table, out)
-    return anchors, table.num_rows, seconds, _peak_mb(), phases
+    return anchors, table.num_rows, cost, phases
 
 
 def _connect(data_dir: str, dataset: str):
@@ -185,20 +220,21 @@ def _connect(data_dir: str, dataset: str):
 
 
 def baseline_job(data_dir: str, dataset: str, task: str, anchors: list[datetime], per_anchor: bool,
-                 out: str) -> tuple[int, float, float]:
+                 out: str) -> tuple[int, Cost]:
+    """The same labels from constant SQL: one query per anchor, or one over all anchors."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    started = time.perf_counter()
+    clock = _Clock()
     con = _connect(data_dir, dataset)
     if per_anchor:
         sql = _PER_ANCHOR + _BODIES[task]
         table = pa.concat_tables([con.sql(sql, params={"a": a}).to_arrow_table() for a in anchors])
     else:
         table = con.sql(_ALL_ANCHORS + _BODIES[task], params={"anchors": anchors}).to_arrow_table()
-    seconds = time.perf_counter() - started
+    cost = clock.cost()
     pq.write_table(table, out)
-    return table.num_rows, seconds, _peak_mb()
+    return table.num_rows, cost
 
 
 def _isolated(fn: Callable, *args: Any) -> Any:
@@ -241,23 +277,27 @@ class Row:
     task: str
     anchors: int
     rows: int
-    pql_s: float
-    pql_mb: float
+    pql: Cost
     baseline: str
-    base_s: float | None = None
-    base_mb: float | None = None
+    base: Cost | None = None
     labels: str = "-"
     notes: list[str] = field(default_factory=list)
 
     def cells(self) -> list[str]:
-        ratio = f"{self.base_s / self.pql_s:.1f}x" if self.base_s else "-"
-        return [self.dataset, self.task, str(self.anchors), f"{self.rows:,}", f"{self.pql_s:.2f}",
-                f"{self.pql_mb:,.0f}", self.baseline, "-" if self.base_s is None else f"{self.base_s:.2f}",
-                "-" if self.base_mb is None else f"{self.base_mb:,.0f}", ratio, self.labels]
+        def cost(c: Cost | None) -> list[str]:
+            return ["-"] * 3 if c is None else [f"{c.wall:.2f}", f"{c.cpu:.2f}", f"{c.peak_mb:,.0f}"]
+
+        def ratio(a: float | None, b: float) -> str:
+            return "-" if a is None else f"{a / b:.1f}x"
+
+        return ([self.dataset, self.task, str(self.anchors), f"{self.rows:,}"] + cost(self.pql)
+                + [self.baseline] + cost(self.base)
+                + [ratio(self.base and self.base.wall, self.pql.wall), ratio(self.base and self.base.cpu, self.pql.cpu),
+                   self.labels])
 
 
-HEADERS = ["data", "task", "anchors", "rows", "pql s", "pql MB", "baseline", "base s", "base MB",
-           "base/pql", "labels"]
+HEADERS = ["data", "task", "anchors", "rows", "pql s", "pql cpu", "pql MB", "baseline", "base s", "base cpu",
+           "base MB", "base/pql", "cpu ratio", "labels"]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -274,18 +314,18 @@ def print_table(rows: list[Row]) -> None:
 
 
 def measure(dataset: str, label: str, graph: Path, data_dir: Path, task: str, query: str, options: dict,
-            per_anchor: bool, numeric: bool, tmp: Path, expected: list[datetime] | None) -> Row:
+            per_anchor: bool | None, numeric: bool, tmp: Path, expected: list[datetime] | None,
+            warm: bool = False) -> Row:
     pql_out, base_out = str(tmp / f"{label}-{task}-pql.parquet"), str(tmp / f"{label}-{task}-base.parquet")
-    anchors, rows, pql_s, pql_mb, phases = _isolated(pql_job, str(graph), query, options, pql_out)
+    anchors, rows, cost, phases = _isolated(pql_job, str(graph), query, options, pql_out, warm)
     baseline = {None: "-", True: "per-anchor loop", False: "hand SQL"}[per_anchor]
-    row = Row(label, task, len(anchors), rows, pql_s, pql_mb, baseline)
+    row = Row(label, task, len(anchors), rows, cost, baseline)
     row.notes.append("pql phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
     if expected is not None and [a.replace(tzinfo=None) for a in anchors] != expected:
         row.notes.append(f"anchors differ from spec §10.2 as recomputed here: "
                          f"pql {anchors[:2]}… vs {expected[:2]}…")
     if per_anchor is not None:
-        _, row.base_s, row.base_mb = _isolated(baseline_job, str(data_dir), dataset, task, anchors, per_anchor,
-                                               base_out)
+        _, row.base = _isolated(baseline_job, str(data_dir), dataset, task, anchors, per_anchor, base_out)
         row.labels = compare(pql_out, base_out, numeric)
     return row
 
@@ -309,7 +349,7 @@ def run_synthetic(args: argparse.Namespace, tmp: Path) -> list[Row]:
     for task, query in (("buy_it_again", BUY_IT_AGAIN), ("churn", CHURN)):
         print(f"[{label}] {task} …", file=sys.stderr)
         rows.append(measure("synthetic", label, graph, cache, task, query, options, per_anchor, False, tmp,
-                            expected))
+                            expected, args.warm))
     return rows
 
 
@@ -330,7 +370,7 @@ def run_cj(args: argparse.Namespace, tmp: Path) -> list[Row]:
                                  ("spend", SPEND.format(amount="sales_value"), True)):
         print(f"[complete journey] {task} …", file=sys.stderr)
         rows.append(measure("cj", "complete journey", graph, data_dir, task, query, options, per_anchor, numeric,
-                            tmp, expected))
+                            tmp, expected, args.warm))
     return rows
 
 
@@ -342,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=os.environ.get("PQL_BENCH_CACHE", Path.home() / ".cache" / "pql-bench"),
                         help="where generated data is kept (default: %(default)s)")
     parser.add_argument("--no-baseline", action="store_true", help="time pql only")
+    parser.add_argument("--warm", action="store_true",
+                        help="also time a second training_table() call (reported as a phase)")
     args = parser.parse_args(argv)
     print(f"cpus {os.cpu_count()}, python {sys.version.split()[0]}", file=sys.stderr)
     rows: list[Row] = []

@@ -97,7 +97,7 @@ def test_synthetic_labels_equal_the_benchmark_baseline(synthetic_graph: pql.Grap
     anchors = list(compiled.anchors())
     assert len(anchors) == 20
     assert anchors == bench_labels.spec_anchors(SYNTHETIC / "transactions.parquet", "timestamp", 7, 20)
-    rows, _, _ = bench_labels.baseline_job(str(SYNTHETIC), "synthetic", task, anchors, True,
+    rows, _ = bench_labels.baseline_job(str(SYNTHETIC), "synthetic", task, anchors, True,
                                            str(tmp_path / "base.parquet"))
     assert rows == table.num_rows > 0
     assert bench_labels.compare(str(tmp_path / "pql.parquet"), str(tmp_path / "base.parquet"), numeric) == "equal"
@@ -247,7 +247,7 @@ def test_cj_buy_it_again_labels_equal_hand_written_sql(cj_copy: Path, tmp_path: 
     anchors = list(compiled.anchors())
     assert anchors == bench_labels.spec_anchors(cj_copy / "data" / "transactions.parquet", "transaction_timestamp",
                                                 30, 3)
-    rows, _, _ = bench_labels.baseline_job(str(cj_copy / "data"), "cj", "buy_it_again", anchors, False,
+    rows, _ = bench_labels.baseline_job(str(cj_copy / "data"), "cj", "buy_it_again", anchors, False,
                                            str(tmp_path / "base.parquet"))
     assert rows == table.num_rows > 1000
     assert bench_labels.compare(str(tmp_path / "pql.parquet"), str(tmp_path / "base.parquet"), False) == "equal"
