@@ -16,9 +16,10 @@ Output, under ``data/`` next to this file (or ``--out DIR``):
   ``transaction_id`` (1..n in time order), ``user_id``, ``item_id``, ``transaction_timestamp``,
   ``sales_value``, ``quantity``, discounts, store, basket and week.
 
-Running it again is cheap: outputs newer than the package's files are left alone unless
-``--force`` is given. Files are written under a temporary name and renamed, so a failed run
-never leaves half a table behind. All SQL below is constant text written for this script.
+Running it again is cheap: outputs newer than the package's files and this script are left
+alone unless ``--force`` is given. Files are written under a temporary name and renamed, so a
+failed run never leaves half a table behind. All SQL below is constant text written for this
+script.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def _up_to_date(out_dir: Path, src: Path) -> bool:
     outputs = [out_dir / f"{t}.parquet" for t in TABLES]
     if not all(p.is_file() for p in outputs):
         return False
-    newest_source = max((src / f"{n}.parquet").stat().st_mtime for n in SOURCES)
-    return min(p.stat().st_mtime for p in outputs) >= newest_source
+    inputs = [src / f"{n}.parquet" for n in SOURCES] + [Path(__file__)]  # a changed script rewrites too
+    return min(p.stat().st_mtime for p in outputs) >= max(p.stat().st_mtime for p in inputs)
 
 
 def prepare(out_dir: str | Path = DATA_DIR, *, force: bool = False, source: str | Path | None = None) -> Path:
