@@ -359,5 +359,9 @@ def describe(graph: str | None, data: str | None) -> None:
     run_guarded(body, ref)
 
 
+from pql.cli_jobs import register as _register_jobs  # noqa: E402 - pql run / predict / sql
+_register_jobs(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
