@@ -363,5 +363,56 @@ from pql.cli_jobs import register as _register_jobs  # noqa: E402 - pql run / pr
 _register_jobs(main)
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False), metavar="DIR")
+@click.option("--force", is_flag=True, help="Replace an existing DIR/graph.toml.")
+@click.option("--print", "print_only", is_flag=True, help="Print the graph.toml instead of writing it.")
+def init(directory: str, force: bool, print_only: bool) -> None:
+    """Write DIR/graph.toml inferred from the data files in DIR, and show what was inferred."""
+    ref: list[QueryInput | None] = [None]
+
+    def body() -> int:
+        from pql.output import write_text_atomically
+
+        d = Path(directory)
+        target = d / "graph.toml"
+        if target.exists() and not (force or print_only):
+            raise PQLError(f"'{target}' exists; pass --force to replace it", code="E715")
+        g = pql.Graph.from_directory(d)
+        text = g.to_toml(base=d)
+        if print_only:
+            click.echo(text)
+            return EXIT_OK
+        write_text_atomically(text, target)
+        info(_inference_summary(g))
+        _emit_warnings(g.warnings, None, "graph")
+        info(f"wrote {target}: review the keys, time columns, links and semantic types, then run "
+             f"'pql check QUERY --graph {target}'")
+        return EXIT_OK
+
+    run_guarded(body, ref)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell-completion script, e.g. eval "$(pql completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(main, {}, "pql", "_PQL_COMPLETE").source())
+
+
+def _inference_summary(g: "pql.Graph") -> str:
+    lines = ["inferred:"]
+    for t in g:
+        pk = t.primary_key or "none"
+        tc = t.time_column or "none (static table)"
+        lines.append(f"  {t.name}: {len(t.columns)} columns, primary key {pk}, time column {tc}")
+    lines.append("  links: " + (", ".join(str(e) for e in g.edges) if g.edges else "none"))
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -13,7 +13,8 @@ import pyarrow as pa
 
 from pql.errors import PQLRunError
 
-__all__ = ["parse_anchor_list", "parse_timestamp", "write_table", "write_tables_atomically", "preview_table"]
+__all__ = ["parse_anchor_list", "parse_timestamp", "write_table", "write_tables_atomically", "write_text_atomically",
+           "preview_table"]
 
 
 def parse_timestamp(text: str, *, option: str = "anchor") -> _dt.datetime:
@@ -111,3 +112,16 @@ def preview_table(table: pa.Table, limit: int = 20) -> str:
     more = table.num_rows - len(rows)
     out.append(f"({table.num_rows} rows" + (f", {more} not shown)" if more > 0 else ")"))
     return "\n".join(out)
+
+
+def write_text_atomically(text: str, path: Path) -> None:
+    """Write a text file through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

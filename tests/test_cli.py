@@ -189,3 +189,29 @@ def test_version_and_console_script() -> None:
     if exe.exists():
         out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
         assert pql.__version__ in out.stdout
+
+
+def test_init_writes_graph_toml_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    import shutil
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "synthetic"
+    for f in root.glob("*.parquet"):
+        shutil.copy(f, tmp_path / f.name)
+    r = run("init", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "primary key user_id" in r.stderr and "transactions.user_id -> users" in r.stderr
+    import pql
+
+    g = pql.Graph.from_toml(tmp_path / "graph.toml")
+    assert g.table("transactions").time_column == "timestamp"
+    assert {str(e) for e in g.edges} == {"transactions.user_id -> users", "transactions.item_id -> items"}
+    before = (tmp_path / "graph.toml").read_text()
+    again = run("init", str(tmp_path))
+    assert again.exit_code == 1 and "E715" in again.stderr
+    assert (tmp_path / "graph.toml").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_completion_script() -> None:
+    r = run("completion", "bash")
+    assert r.exit_code == 0 and "_PQL_COMPLETE" in r.stdout
