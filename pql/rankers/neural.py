@@ -38,10 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.1,
     "embedding_dim": 32,
     "epochs": 8,
-    "min_steps": 400,              # node tasks: at least this many optimiser steps (small data)
+    "min_steps": 400,              # at least this many optimiser steps (more epochs on small data)
     "patience": 2,                 # epochs without a validation gain before stopping
     "batch_size": 1024,
-    "learning_rate": 2e-3,
+    "learning_rate": 3e-3,
     "weight_decay": 1e-5,
     "loss": "mse",                 # regression / forecasting: "mse", "l1" or "huber"
     "negatives_per_group": 40,     # pair tasks, per epoch
@@ -168,10 +168,11 @@ def _build(arch: dict[str, Any]) -> Any:
                 d = arch["hidden"]
             self.body = nn.Sequential(*blocks)
             self.head = nn.Linear(d, d_out)
+            self.skip = nn.Linear(d_in, d_out, bias=False)  # wide part: linear effects learn fast
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             h = self.body(x)
-            return self.head(h), h
+            return self.head(h) + self.skip(x), h
 
     class PairNet(nn.Module):
         def __init__(self) -> None:
@@ -253,9 +254,10 @@ class TorchRanker(Ranker):
         self.class_codes = uniq
         self.class_keys = [keys[i] for i in first]
 
-    def _loop(self, torch: Any, epochs: int, run_epoch: Any, evaluate: Any, progress: Progress | None,
-              patience: int | None = None) -> None:
-        patience = int(self.config["patience"]) if patience is None else patience
+    def _loop(self, torch: Any, epochs: tuple[int, int], run_epoch: Any, evaluate: Any,
+              progress: Progress | None) -> None:
+        epochs, least = epochs
+        patience = max(int(self.config["patience"]), epochs // 10)
         opt = _AdamW(torch, list(self.net.parameters()), lr=self.config["learning_rate"],
                      weight_decay=self.config["weight_decay"])
         best, best_state, stale = -np.inf, None, 0
@@ -274,10 +276,17 @@ class TorchRanker(Ranker):
                 best, best_state, stale = quality, copy.deepcopy(self.net.state_dict()), 0
             else:
                 stale += 1
-                if stale >= patience:
+                if stale >= patience and epoch + 1 >= least:
                     break
         if best_state is not None:
             self.net.load_state_dict(best_state)
+
+    def _epochs(self, rows_per_epoch: int) -> tuple[int, int]:
+        """(epochs, epochs before early stopping may act): the configured epochs, more when the
+        data is too small for ``min_steps`` optimiser steps; no stopping before those steps."""
+        batches = max(1, -(-rows_per_epoch // int(self.config["batch_size"])))
+        least = min(200, -(-int(self.config["min_steps"]) // batches))
+        return max(int(self.config["epochs"]), least), least
 
     def _batches(self, torch: Any, n: int, epoch: int) -> Iterator[Any]:
         gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
@@ -313,9 +322,7 @@ class TorchRanker(Ranker):
             vX = torch.from_numpy(self.scaler.transform(self._aligned(valid)))
             vt = torch.from_numpy(self._encode(np.asarray(valid.y)))
             evaluate = lambda: -float(loss_fn(self.net(vX)[0], vt))  # noqa: E731
-        batches = max(1, -(-len(X) // int(self.config["batch_size"])))
-        epochs = min(200, max(int(self.config["epochs"]), -(-int(self.config["min_steps"]) // batches)))
-        self._loop(torch, epochs, run_epoch, evaluate, progress, patience=max(int(self.config["patience"]), epochs // 10))
+        self._loop(torch, self._epochs(len(X)), run_epoch, evaluate, progress)
 
     def _encode(self, y: np.ndarray) -> np.ndarray:
         t = self.task.task_type
@@ -344,9 +351,14 @@ class TorchRanker(Ranker):
         loss_fn = torch.nn.BCEWithLogitsLoss()
         c = self.config
 
-        def run_epoch(opt: Any, epoch: int) -> float:
-            rows = sample_pair_rows(y, train.group, int(c["negatives_per_group"]), rng, hard=hard,
+        def sample() -> np.ndarray:
+            return sample_pair_rows(y, train.group, int(c["negatives_per_group"]), rng, hard=hard,
                                     hard_share=float(c["hard_share"]))
+
+        first = sample()
+
+        def run_epoch(opt: Any, epoch: int) -> float:
+            rows = first if epoch == 0 else sample()
             tX, te, tc = (torch.from_numpy(a[rows]) for a in (X, ent, cls))
             tr = torch.from_numpy(rel[rows])
             total = 0.0
@@ -363,7 +375,7 @@ class TorchRanker(Ranker):
             k = int(self.task.k or 10)
             vy, vg = np.asarray(valid.y), valid.group
             evaluate = lambda: grouped_map_at_k(self._pair_scores(torch, valid), vy, vg, k)  # noqa: E731
-        self._loop(torch, int(c["epochs"]), run_epoch, evaluate, progress)
+        self._loop(torch, self._epochs(len(first)), run_epoch, evaluate, progress)
 
     def _codes(self, data: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
         def clip(key: str, n: int) -> np.ndarray:
