@@ -177,7 +177,7 @@ data_opt = click.option("--data", "data", metavar="DIR", help="Infer the graph f
 set_opt = click.option("--set", "set_values", multiple=True, metavar="NAME=VALUE", help="Runtime option (repeatable).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(pql.__version__, "--version", prog_name="pql")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.option("--error-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -191,6 +191,10 @@ def main(ctx: click.Context, debug: bool, error_format: str, quiet: bool, verbos
     Exit codes: 0 ok, 1 handled error, 2 usage, 3 internal error, 130 interrupted.
     """
     ctx.obj = Settings(debug=debug, error_format=error_format, verbosity=-1 if quiet else verbose)
+    if ctx.invoked_subcommand is None:  # `pql` alone: the REPL on a terminal with ./graph.toml, else the help
+        from pql.repl import maybe_start_repl
+
+        maybe_start_repl(ctx)
 
 
 @main.command()
@@ -412,6 +416,10 @@ def _inference_summary(g: "pql.Graph") -> str:
         lines.append(f"  {t.name}: {len(t.columns)} columns, primary key {pk}, time column {tc}")
     lines.append("  links: " + (", ".join(str(e) for e in g.edges) if g.edges else "none"))
     return "\n".join(lines)
+
+
+from pql.repl import register_repl  # noqa: E402 - pql repl
+register_repl(main)
 
 
 if __name__ == "__main__":  # pragma: no cover
