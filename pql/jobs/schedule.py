@@ -51,7 +51,7 @@ def _time_range(db: Any, vq: ValidatedQuery) -> TimeRange:
 
 
 def _try(vq: ValidatedQuery, tr: TimeRange, values: dict[str, Any], step: int) -> tuple[int, int] | None:
-    """(anchors, training anchors) for ``step``, or None when no valid split forms."""
+    """(anchors, training anchors left after the purge) for ``step``, or None when no valid split forms."""
     opts = Options({**values, "timeframe_step": step})
     spec = opts.get("split") or default_split(vq)
     try:
@@ -59,22 +59,38 @@ def _try(vq: ValidatedQuery, tr: TimeRange, values: dict[str, Any], step: int) -
         assignment = anchor_splits(spec, anchors, vq)
     except PQLRunError:
         return None
-    return len(anchors), sum(1 for s in assignment.values() if s == "train")
+    first_val = min(a for a, s in assignment.items() if s == "val")
+    kept = sum(1 for a, s in assignment.items() if s == "train" and label_end(a, vq) <= first_val)
+    return len(anchors), kept
 
 
-def _history_needed(vq: ValidatedQuery, values: dict[str, Any]) -> tuple[int, int]:
-    """(anchors needed at step 1, units of history that takes)."""
-    w = vq.window
-    spec = values.get("split") or default_split(vq)
-    needed = 2 * spec.args[0] + 1 if spec.kind == "last_span" else 3
-    buffer = w.start - w.filter_start if w.filter_start is not None and w.filter_start < w.start else 0
-    return needed, w.end + max(buffer, 1) + needed - 1
+def _min_history(vq: ValidatedQuery, tr: TimeRange, values: dict[str, Any]) -> tuple[int, int] | None:
+    """(units of data, anchors) the query needs at a one-unit step: the shortest span from the data's
+    start for which train (after the purge), val and test all get anchors. None beyond ~500 years."""
+    unit = vq.window.unit
+
+    def fits(m: int) -> tuple[int, int] | None:
+        got = _try(vq, TimeRange(tr.start, add_units(tr.start, m, unit), tr.first), values, 1)
+        return got if got is not None and got[1] >= 1 else None
+
+    lo, hi = 1, 2
+    while fits(hi) is None:
+        lo, hi = hi + 1, hi * 2
+        if hi > 200_000:
+            return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(mid) is not None:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi, fits(hi)[0]
 
 
 def choose_step(vq: ValidatedQuery, db: Any, values: dict[str, Any]) -> StepChoice:
     """Decide the timeframe step (see the module docstring); E604 saying how much history is needed
     when even a one-unit step cannot form train / val / test."""
-    if vq.kind is QueryKind.STATIC or values.get("timeframe_step") is not None:
+    if vq.kind is QueryKind.STATIC or values.get("timeframe_step") is not None or values.get("max_anchors"):
         return StepChoice(None, None, 0, 0)
     L = vq.window.length
     tr = _time_range(db, vq)
@@ -86,7 +102,7 @@ def choose_step(vq: ValidatedQuery, db: Any, values: dict[str, Any]) -> StepChoi
     n_default = default[0] if default else _count(vq, tr, values, L)
     for step in range(L - 1, 0, -1):
         got = _try(vq, tr, values, step)
-        if got is not None and got[0] >= MIN_ANCHORS:
+        if got is not None and got[0] >= MIN_ANCHORS and got[1] >= 1:
             unit = vq.window.unit.word
             warning = PQLWarning(
                 "W116", f"timeframe_step set to {step} {unit}: the default step ({L} {unit}) gives "
@@ -94,17 +110,29 @@ def choose_step(vq: ValidatedQuery, db: Any, values: dict[str, Any]) -> StepChoi
                         f"anchors; {step} {unit} gives {got[0]}",
                 hints=["set timeframe_step (or split) to choose it yourself"])
             return StepChoice(step, L, n_default, got[0], warning)
-    if default is not None:
+    if default is not None and default[1] >= 1:
         return StepChoice(None, L, default[0], default[0])  # a valid split, though few training anchors
-    needed, units = _history_needed(vq, values)
+    raise _too_little_history(vq, tr, values, n_default)
+
+
+def _too_little_history(vq: ValidatedQuery, tr: TimeRange, values: dict[str, Any], n_default: int) -> PQLRunError:
+    """E603 (no anchor at all) or E604, with a hint saying how much history the query needs."""
     unit = vq.window.unit.word
-    span = units_between(tr.start, tr.end, vq.window.unit) if not tr.empty else 0
-    raise PQLRunError(
-        f"{n_default} anchors cannot form train/val/test (need {needed}); lower timeframe_step or set split",
-        code="E604",
-        hints=[f"this query needs at least {units} {unit} of history in {', '.join(vq.target_tables)} "
-               f"(its target window, look-back and {needed} anchors one {unit[:-1] if unit.endswith('s') else unit} "
-               f"apart); the data spans {span} {unit}"])
+    span = units_between(tr.start, tr.end, vq.window.unit)
+    need = _min_history(vq, tr, values)
+    hints = []
+    if need is not None:
+        hints.append(f"this query needs at least {need[0]} {unit} of data in {', '.join(vq.target_tables)} (its "
+                     f"target window and look-back, and train, val and test anchors with every training label "
+                     f"window ending before validation starts); the data spans {span} {unit}")
+    if n_default == 0:
+        try:
+            training_anchors(vq.window, tr, Options(dict(values)))
+        except PQLRunError as e:
+            return PQLRunError(e.message, code=e.code, hints=[*e.hints, *hints])
+    needed = need[1] if need is not None else 3
+    return PQLRunError(f"{n_default} anchors cannot form train/val/test (need {needed}); lower timeframe_step or "
+                       "set split", code="E604", hints=hints)
 
 
 def _count(vq: ValidatedQuery, tr: TimeRange, values: dict[str, Any], step: int) -> int:

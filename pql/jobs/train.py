@@ -234,15 +234,15 @@ def _baselines(job: _Job) -> dict[str, dict[str, M.Values]]:
     return out
 
 
-def _counts(table: pa.Table) -> dict[str, Any]:
-    split = table.column("SPLIT")
+def _counts(table: pa.Table, labelled: pa.Table) -> dict[str, Any]:
+    """Rows per split (after the purge) and the anchors per split (of the whole training table)."""
     anchors = {}
     rows = {}
     for s in ("train", "val", "test"):
-        mask = pc.equal(split, s)
-        rows[s] = int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
-        stamps = pc.unique(pc.filter(table.column("ANCHOR_TIMESTAMP"), mask)).to_pylist()
-        anchors[s] = sorted(str(a) for a in stamps if a is not None) or ([None] if rows[s] else [])
+        mask = pc.equal(labelled.column("SPLIT"), s)
+        stamps = pc.unique(pc.filter(labelled.column("ANCHOR_TIMESTAMP"), mask)).to_pylist()
+        anchors[s] = sorted(str(a) for a in stamps if a is not None)
+        rows[s] = int(pc.sum(pc.equal(table.column("SPLIT"), s).cast(pa.int64())).as_py() or 0)
     return {"rows": rows, "anchors": anchors}
 
 
@@ -282,15 +282,21 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         cq = pql.compile(vq, graph, database=db, **{**opts, "timeframe_step": step.step})
 
     sp.stage("labels", "building the training table")
-    table = cq.training_table()
+    labelled = table = cq.training_table()
     purged = 0
     if forecast_n(vq) is None:
-        table, purged = purge(table, vq)
+        table, purged = purge(labelled, vq)
+    if purged and not pc.any(pc.equal(table.column("SPLIT"), "train")).as_py():
+        raise PQLRunError("the train split (or the training table) is empty after WHERE, ASSUMING and label rules",
+                          code="E605", hints=[f"all {purged} training rows were purged: their label windows reach "
+                                              "past the first validation anchor; give more history or lower "
+                                              "timeframe_step"])
     _single_class_check(table, vq.task_type)
     train_rows = table.filter(pc.equal(table.column("SPLIT"), "train"))
     task = task_info(vq, train_rows, seed)
     job = _Job(cq, db, table, task, sp, seed)
     job.info["purged_rows"] = purged
+    job.info["counts"] = _counts(table, labelled)
 
     sp.stage("features", "computing features")
     job.build_features()
@@ -354,7 +360,7 @@ def _info(job: _Job, cq: Any, step: StepChoice, selection: dict, pred: Predictio
                                   "unit": w.unit.word, "default": w.length, "automatic": step.step is not None,
                                   "default_anchors": step.default_anchors}
     info["split"] = str(cq.split)
-    info.update(_counts(job.table))
+    info.update(job.info["counts"])
     info["purged_rows"] = job.info.get("purged_rows", 0)
     info.update(selection)
     if job.pair is not None:

@@ -1,0 +1,262 @@
+"""The training and prediction jobs end to end on the committed synthetic example and tiny data:
+outputs and schemas per task type, determinism, purge, automatic step, model folders, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import pql
+from pql.compiler.timeunits import add_units
+from pql.errors import PQLError
+from pql.jobs import predict, run
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "synthetic"
+QUERIES = {name: (EXAMPLES / f"{name}.pql").read_text() for name in ("buy_it_again", "churn", "ltv", "forecast")}
+import pql.features as _features  # noqa: E402  (until pql.features exports entity_features itself)
+
+if not hasattr(_features, "entity_features"):
+    from pql.features.entity import entity_features as _ef
+
+    _features.entity_features = _ef
+
+KEY_TYPES = {"ENTITY": pa.int64(), "ANCHOR_TIMESTAMP": pa.timestamp("us")}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """OpenMP threads spin under a loaded CI machine; one thread keeps the fits fast and steady."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def graph() -> pql.Graph:
+    return pql.Graph.from_toml(EXAMPLES / "graph.toml")
+
+
+def tiny_graph(days: int = 270, users: int = 40, seed: int = 0, rate: float = 0.08) -> pql.Graph:
+    """Users buying at random over ``days`` days from 2023-01-01 (in memory)."""
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2023, 1, 1)
+    rows = []
+    for u in range(1, users + 1):
+        n = rng.poisson(rate * days * (0.3 + rng.random()))
+        for d in np.sort(rng.random(n) * days):
+            rows.append((u, start + dt.timedelta(days=float(d)), float(np.round(rng.gamma(2.0, 10.0), 2))))
+    tx = pa.table({"tx_id": list(range(1, len(rows) + 1)), "user_id": [r[0] for r in rows],
+                   "ts": [r[1] for r in rows], "amount": [r[2] for r in rows]})
+    us = pa.table({"user_id": list(range(1, users + 1)), "age": rng.integers(18, 70, users).tolist()})
+    return pql.Graph.from_tables({"users": us, "transactions": tx},
+                                 primary_keys={"users": "user_id", "transactions": "tx_id"},
+                                 time_columns={"transactions": "ts"},
+                                 edges=[pql.Edge("transactions", "user_id", "users")])
+
+
+@pytest.fixture(scope="module")
+def churn_run(graph, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "churn"
+    return run(QUERIES["churn"], graph, out_dir=out, ranker_params={}), out
+
+
+# -- outputs per task type ------------------------------------------------------------------------------
+
+NODE_SCHEMAS = {
+    "churn": {**KEY_TYPES, "TARGET_PRED": pa.bool_(), "True_PROB": pa.float64(), "False_PROB": pa.float64()},
+    "ltv": {**KEY_TYPES, "TARGET_PRED": pa.float64()},
+    "forecast": {**KEY_TYPES, "TARGET_PRED": pa.float64()},
+}
+
+
+def _schema(table: pa.Table) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in table.schema}
+
+
+def _check_run_folder(out: Path, task_type: str, ranker: str) -> dict:
+    names = sorted(p.name for p in out.iterdir())
+    assert {"predictions.parquet", "metrics.json", "training_table.parquet", "metrics.parquet", "model"} <= set(names)
+    assert not [n for n in names if n.startswith(".")], "no temporaries are left behind"
+    meta = json.loads((out / "metrics.json").read_text())
+    assert list(meta)[:5] == ["task_type", "ranker", "metrics", "baselines", "seed"]
+    assert meta["task_type"] == task_type and meta["ranker"] == ranker
+    assert set(meta["metrics"]) == {"val", "test"}
+    for per in meta["baselines"].values():
+        assert set(per) == {"val", "test"}
+    tt = pq.read_table(out / "training_table.parquet")
+    assert tt.column_names == ["ENTITY", "ANCHOR_TIMESTAMP", "TARGET", "SPLIT"]
+    assert (out / "model" / "model.json").is_file() and (out / "model" / "ranker" / "ranker.json").is_file()
+    return meta
+
+
+@pytest.mark.parametrize("name", ["ltv", "forecast"])
+def test_node_examples_write_every_output(graph, tmp_path, name):
+    out = tmp_path / name
+    res = run(QUERIES[name], graph, out_dir=out, ranker_params={})
+    meta = _check_run_folder(out, res.task_type.value, "gbdt")
+    preds = pq.read_table(out / "predictions.parquet")
+    assert _schema(preds) == NODE_SCHEMAS[name]
+    assert set(meta["baselines"]) == {"mean", "last"}
+    assert list(meta["metrics"]["test"]) == ["mae", "mse", "rmse", "r2"]
+    if name == "forecast":
+        # n = 4 rows per entity at p, p + 7d, p + 14d, p + 21d
+        per_entity = pc.value_counts(preds.column("ENTITY")).field("counts").to_numpy()
+        assert set(per_entity.tolist()) == {4}
+        first = preds.filter(pc.equal(preds.column("ENTITY"), preds.column("ENTITY")[0]))
+        stamps = first.column("ANCHOR_TIMESTAMP").to_pylist()
+        assert [(s - stamps[0]).days for s in stamps] == [0, 7, 14, 21]
+    # ordering of §12: ANCHOR_TIMESTAMP, ENTITY
+    keys = list(zip(preds.column("ANCHOR_TIMESTAMP").to_pylist(), preds.column("ENTITY").to_pylist()))
+    assert keys == sorted(keys)
+
+
+def test_binary_run_outputs_and_baselines(churn_run):
+    res, out = churn_run
+    meta = _check_run_folder(out, "binary_classification", "gbdt")
+    preds = pq.read_table(out / "predictions.parquet")
+    assert _schema(preds) == NODE_SCHEMAS["churn"]
+    p = preds.column("True_PROB").to_numpy()
+    assert np.allclose(p + preds.column("False_PROB").to_numpy(), 1.0)
+    assert (preds.column("TARGET_PRED").to_numpy(zero_copy_only=False) == (p >= 0.5)).all()
+    assert list(meta["metrics"]["val"]) == ["auroc", "ap", "acc"]
+    assert set(meta["baselines"]) == {"majority", "last"}
+    assert meta["baselines"]["majority"]["test"]["auroc"] == 0.5  # a constant score ties everywhere
+    assert meta["metrics"]["test"]["auroc"] > meta["baselines"]["majority"]["test"]["auroc"]
+    assert meta["timeframe_step"]["automatic"] is False and meta["timeframe_step"]["step"] == 30
+    assert meta["tune_metric"] == "auroc"
+    assert meta["peak_memory_mb"] > 0 and meta["timings"]["total"] > 0
+    metrics = pq.read_table(out / "metrics.parquet")
+    assert metrics.column_names == ["SPLIT", "METRIC", "VALUE", "N"]
+
+
+def test_tuning_picks_the_best_setting_on_val(graph):
+    res = run(QUERIES["churn"], graph, ranker="gbdt", max_anchors=5)
+    tried = res.info["tried"]
+    assert len(tried) == 3
+    best = max(tried, key=lambda t: t["auroc"])
+    assert res.info["selected_params"] == best["params"]
+    assert res.metrics["val"]["auroc"] == best["auroc"]
+
+
+# -- determinism, purge, automatic step ---------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_predictions_and_metrics(graph, churn_run, tmp_path):
+    res, out = churn_run
+    again = run(QUERIES["churn"], graph, out_dir=tmp_path / "again", ranker_params={})
+    assert pq.read_table(tmp_path / "again" / "predictions.parquet").equals(pq.read_table(out / "predictions.parquet"))
+    assert again.metrics == res.metrics and again.baselines == res.baselines
+
+
+def test_purge_drops_training_rows_whose_labels_reach_into_val(graph):
+    res = run(QUERIES["ltv"], graph, ranker="popularity", timeframe_step=10)
+    table = res.training_table
+    first_val = pc.min(pc.filter(table.column("ANCHOR_TIMESTAMP"), pc.equal(table.column("SPLIT"), "val"))).as_py()
+    train = table.filter(pc.equal(table.column("SPLIT"), "train"))
+    ends = [add_units(a, 30, pql.ast.TimeUnit.DAYS) for a in pc.unique(train.column("ANCHOR_TIMESTAMP")).to_pylist()]
+    assert ends and max(ends) <= first_val
+    assert res.info["purged_rows"] > 0
+    untouched = run(QUERIES["ltv"], graph, ranker="popularity", max_anchors=4)
+    assert untouched.info["purged_rows"] == 0  # step = window: the last train window ends at the first val anchor
+
+
+def test_automatic_step_for_a_long_window_over_short_data():
+    g = tiny_graph(days=270)
+    q = ("PREDICT SUM(transactions.amount, 0, 90, days) FOR EACH users.user_id "
+         "WHERE COUNT(transactions.*, -INF, 0, days) > 0")
+    res = run(q, g, ranker="popularity")
+    step = res.info["timeframe_step"]
+    assert step["automatic"] is True and step["default"] == 90 and 1 <= step["step"] < 90
+    assert len(sum(res.info["anchors"].values(), [])) >= 8
+    assert any(w.code == "W116" for w in res.warnings)
+    # the largest such step: one more day gives fewer than 8 anchors
+    assert len(pql.compile(q, g, timeframe_step=step["step"] + 1).anchors()) < 8
+
+
+# -- prediction job and model folders -------------------------------------------------------------------
+
+
+def test_predict_from_model_folder_reproduces_the_run(churn_run, tmp_path):
+    res, out = churn_run
+    again = predict(out)
+    assert again.predictions.equals(res.predictions)
+    earlier = predict(out / "model", anchor_time="2023-10-01", out_dir=tmp_path / "p")
+    assert earlier.anchor == dt.datetime(2023, 10, 1)
+    written = pq.read_table(tmp_path / "p" / "predictions.parquet")
+    assert set(written.column("ANCHOR_TIMESTAMP").to_pylist()) == {dt.datetime(2023, 10, 1)}
+
+
+def test_model_folder_from_another_query_or_graph(churn_run, graph):
+    _, out = churn_run
+    with pytest.raises(PQLError) as e:
+        predict(out, query=QUERIES["ltv"])
+    assert e.value.code == "E618" and "another query" in e.value.message
+    with pytest.raises(PQLError) as e:
+        predict(out, graph=tiny_graph())
+    assert e.value.code == "E618" and "another graph" in e.value.message
+    with pytest.raises(PQLError) as e:
+        predict(out.parent)
+    assert e.value.code == "E618"
+    predict(out, query="-- same query, other layout\n" + pql.format(QUERIES["churn"]))  # canonical text matches
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+
+
+def test_unsupported_ranker_lists_those_that_do(graph, tmp_path):
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, ranker="history", out_dir=tmp_path / "x")
+    assert e.value.code == "E614" and "gbdt" in e.value.message and "popularity" in e.value.message
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_ranker_and_options(graph):
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, ranker="gdbt")
+    assert e.value.code == "E610" and "gbdt" in e.value.message
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, timeframe_stp=3)
+    assert e.value.code == "E601"
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, candidates="history")
+    assert e.value.code == "E607"
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, ranker="gbdt", outputs="embeddings")
+    assert e.value.code == "E611"
+
+
+def test_too_little_history_says_how_much_is_needed(tmp_path):
+    g = tiny_graph(days=100, users=10)
+    q = "PREDICT SUM(transactions.amount, 0, 60, days) > 10 FOR EACH users.user_id"
+    with pytest.raises(PQLError) as e:
+        run(q, g, ranker="popularity", out_dir=tmp_path / "x")
+    assert e.value.code in ("E603", "E604")
+    text = e.value.message + " ".join(e.value.hints)
+    assert "days" in text
+    assert not (tmp_path / "x").exists()
+
+
+def test_single_class_training_table(tmp_path):
+    g = tiny_graph(days=200, users=10)
+    q = "PREDICT COUNT(transactions.*, 0, 10, days) >= 0 FOR EACH users.user_id"
+    with pytest.raises(PQLError) as e:
+        run(q, g, ranker="gbdt", out_dir=tmp_path / "x")
+    assert e.value.code == "E616" and "single class" in e.value.message
+    assert not (tmp_path / "x").exists()
+
+
+def test_existing_output_folder_needs_overwrite(churn_run, graph):
+    res, out = churn_run
+    before = (out / "predictions.parquet").read_bytes()
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["churn"], graph, out_dir=out, ranker="popularity")
+    assert e.value.code == "E617" and "--overwrite" in " ".join(e.value.hints)
+    assert (out / "predictions.parquet").read_bytes() == before
