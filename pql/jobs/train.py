@@ -322,7 +322,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         predictions=pred.predictions, training_table=table, metrics_table=M.metrics_table(model_values),
         info=info, warnings=_dedup(warnings), model=model, embeddings=pred.embeddings,
         item_embeddings=pred.item_embeddings, graph=graph, database=db)
-    result.info["counts"] = {s: {k: r.n for k, r in v.items()} for s, v in model_values.items()}
+    result.info["scored_rows"] = {s: _scored(v, selection["tune_metric"]) for s, v in model_values.items()}
     if post_sql is not None:
         result.predictions = result.session.sql(post_sql)
         result.session.register("PREDICTIONS", result.predictions)
@@ -337,6 +337,15 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
     result.info["timings"] = {**sp.timings, "total": round(time.perf_counter() - t_start, 3)}
     result.info["peak_memory_mb"] = _peak_mb()
     return result
+
+
+def _scored(values: M.Values, tune: str) -> dict[str, int]:
+    """Rows each metric family was computed on (N of the METRICS table), by the tuning metric."""
+    out = {"all": values[tune].n}
+    for prefix in ("repeat", "explore"):
+        if f"{prefix}/{tune}" in values:
+            out[prefix] = values[f"{prefix}/{tune}"].n
+    return out
 
 
 def _dedup(warnings: list[PQLWarning]) -> list[PQLWarning]:
