@@ -69,15 +69,18 @@ class AggSpec:
     build: Callable[[AggInput], exp.Expression]
     empty: Callable[[], exp.Expression] | None  # value on an empty window; None = undefined
     result_dtype: Callable[[Dtype | None], Dtype | None]
-    defined: Callable[[exp.Expression, exp.Expression], exp.Expression] | None = None  # (v, n) -> bool
+    defined: Callable[[exp.Expression, exp.Expression], exp.Expression] | None = None  # list inputs: (v, n) -> bool
 
     @property
     def needs_input(self) -> bool:
         return self.empty is None
 
-    def definedness(self, v: exp.Expression, n: exp.Expression) -> exp.Expression | None:
-        """A predicate that is true when the value is defined (None: always defined)."""
-        if self.defined is not None:
+    def definedness(self, v: exp.Expression, n: exp.Expression, *, list_input: bool = False) -> exp.Expression | None:
+        """A predicate that is true when the value is defined (None: always defined).
+
+        The input count n > 0 suffices, except for LIST_DISTINCT over list columns, whose non-NULL
+        inputs may all be empty lists."""
+        if self.defined is not None and list_input:
             return self.defined(v, n)
         if self.needs_input:
             return exp.GT(this=n, expression=exp.Literal.number(0))

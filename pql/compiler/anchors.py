@@ -157,8 +157,9 @@ def _raise_no_anchor(tr: TimeRange, window: CombinedWindow, step: int, buffer: i
                       f"window plus look-back ({need})", code="E603")
 
 
-def prediction_anchor(tr: TimeRange, options: Options) -> dt.datetime:
-    """§10.6: ``range_end`` unless ``anchor_time`` overrides it (E609 when invalid or too early)."""
+def prediction_anchor(tr: TimeRange, options: Options, first: dt.datetime | None = None) -> dt.datetime:
+    """§10.6: ``range_end`` unless ``anchor_time`` overrides it (E609 when invalid or before ``first``,
+    the earliest timestamp of the data; default: of the target tables)."""
     raw = options.get("anchor_time")
     if raw is None:
         if tr.end is None:
@@ -169,7 +170,8 @@ def prediction_anchor(tr: TimeRange, options: Options) -> dt.datetime:
         p = parse_timestamp(raw)
     except ValueError:
         p = None
-    if p is None or (tr.first is not None and p < tr.first):
-        raise PQLRunError(f"anchor_time {raw} is invalid or before the first timestamp {_fmt(tr.first)}",
+    first = first if first is not None else tr.first
+    if p is None or (first is not None and p < first):
+        raise PQLRunError(f"anchor_time {raw} is invalid or before the first timestamp {_fmt(first)}",
                           code="E609")
     return p

@@ -24,8 +24,8 @@ from pql.validated import ValidatedQuery
 
 from .aggregations import AGGREGATIONS, AggInput
 from .conditions import Operand, compile_condition
-from .sqlbuild import (ANCHOR, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join, left_join,
-                       table_ref)
+from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join,
+                       left_join, table_ref)
 from .timeunits import interval_add
 
 __all__ = ["Planner", "EntityScope", "RowScope", "ROW_NUMBER"]
@@ -43,11 +43,13 @@ def _edge(graph: Graph, src: str, dst: str) -> Edge:
 class _BaseScope:
     """Joins and name resolution shared by both scopes."""
 
-    def __init__(self, planner: "Planner", table: str, anchor: exp.Expression | None) -> None:
+    def __init__(self, planner: "Planner", table: str, anchor: exp.Expression | None,
+                 anchor_index: exp.Expression | None) -> None:
         self.planner = planner
         self.graph = planner.graph
         self.table = table
-        self.anchor = anchor
+        self.anchor = anchor  # the example's anchor time (visibility)
+        self.anchor_index = anchor_index  # its index: the join key of aggregation CTEs
         self.joins: list[exp.Join] = []
         self._parents: dict[Edge, str] = {}
         self._aggs: dict[str, str] = {}
@@ -88,14 +90,15 @@ class _BaseScope:
             self._aggs[name] = alias
             on = [exp.EQ(this=col(KEY, alias), expression=self.child_key())]
             if windowed:
-                on.append(exp.EQ(this=col(ANCHOR, alias), expression=self.anchor.copy()))
+                on.append(exp.EQ(this=col(ANCHOR_INDEX, alias), expression=self.anchor_index.copy()))
             self.joins.append(left_join(table_ref(name, alias), and_all(on)))
         alias = self._aggs[name]
         spec = AGGREGATIONS[node.func]
         v, n = col(VALUE, alias), col(COUNT, alias)
         value = exp.Coalesce(this=v, expressions=[spec.empty()]) if spec.empty else v
-        return Operand(value, spec.result_dtype(self.planner.column_dtype(node.column)),
-                       spec.definedness(v.copy(), n))
+        dtype = self.planner.column_dtype(node.column)
+        return Operand(value, spec.result_dtype(dtype),
+                       spec.definedness(v.copy(), n, list_input=bool(dtype and dtype.is_list)))
 
     def operand(self, node: ast.Column | ast.Aggregation) -> Operand:
         if isinstance(node, ast.Aggregation):
@@ -116,8 +119,8 @@ class RowScope(_BaseScope):
 class EntityScope(_BaseScope):
     """The example (``p.ENTITY``, ``p.ANCHOR_TIMESTAMP``) of the final query, with its entity row ``e``."""
 
-    def __init__(self, planner: "Planner", anchor: exp.Expression | None = None) -> None:
-        super().__init__(planner, planner.vq.entity_table, anchor if anchor is not None else col(ANCHOR, "p"))
+    def __init__(self, planner: "Planner") -> None:
+        super().__init__(planner, planner.vq.entity_table, col(ANCHOR, "p"), col(ANCHOR_INDEX, "p"))
         self._entity_joined = False
 
     def own_alias(self) -> str:
@@ -173,8 +176,9 @@ class Planner:
 
     def _build(self, node: ast.Aggregation, edge: Edge, dst_valid: bool) -> exp.Select:
         table = self.graph.table(node.table)
-        anchor = col(ANCHOR, "a") if node.window is not None else None
-        scope = RowScope(self, node.table, anchor)
+        windowed = node.window is not None
+        anchor = col(ANCHOR_INDEX, "a") if windowed else None
+        scope = RowScope(self, node.table, col(ANCHOR, "a") if windowed else None, anchor)
         fk = col(edge.fkey, "r")
         where: list[exp.Expression] = [exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))]
         joins: list[exp.Join] = []
@@ -195,7 +199,7 @@ class Planner:
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
         projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
         if anchor is not None:
-            projections.append(exp.alias_(anchor.copy(), ANCHOR, quoted=True))
+            projections.append(exp.alias_(anchor.copy(), ANCHOR_INDEX, quoted=True))
         projections += [exp.alias_(AGGREGATIONS[node.func].build(agg_input), VALUE, quoted=True),
                         exp.alias_(exp.Count(this=exp.Star()), COUNT, quoted=True)]
         select = exp.select(*projections).from_(self._source(node))

@@ -22,7 +22,8 @@ from .conditions import CompiledCondition, compile_condition
 from .options import SplitSpec
 from .plan import EntityScope, Planner
 from .splits import SPLIT_TIME, split_case, static_split_select
-from .sqlbuild import ANCHOR, ENTITY, SPLIT, TARGET, and_all, col, cross_join, existence, table_ref
+from .sqlbuild import (ANCHOR, ANCHOR_INDEX, ENTITY, SPLIT, TARGET, anchors_cte, and_all, col, cross_join,
+                       existence, table_ref)
 from .timeunits import timestamp_literal
 
 __all__ = ["StageBuilder"]
@@ -89,7 +90,8 @@ class StageBuilder:
             alive = existence(col(t, "e") if t else None, col(end, "e") if end else None, anchor)
             if alive is not None:
                 where.append(alive)
-        return (exp.select(exp.alias_(pk, ENTITY, quoted=True), exp.alias_(anchor.copy(), ANCHOR, quoted=True))
+        return (exp.select(exp.alias_(pk, ENTITY, quoted=True), exp.alias_(anchor.copy(), ANCHOR, quoted=True),
+                           exp.alias_(col(ANCHOR_INDEX, "a"), ANCHOR_INDEX, quoted=True))
                 .from_(table_ref(self.entity.name, "e")).join(cross_join(table_ref("anchors", "a")))
                 .where(and_all(where)))
 
@@ -157,7 +159,7 @@ class StageBuilder:
         """ENTITY, ANCHOR_TIMESTAMP, TARGET for exactly ``anchors`` (ASSUMING applied, no SPLIT)."""
         final, planner, population = self._labelled(anchors)
         final = final.order_by(col(ANCHOR, "p"), col(ENTITY, "p"))
-        return self._with(final, _values_cte(anchors), population, planner)
+        return self._with(final, anchors_cte(anchors, timestamp_literal), population, planner)
 
     def training(self, anchors: Sequence[dt.datetime | None], split: SplitSpec,
                  assignment: dict[dt.datetime, str] | None, seed: int) -> exp.Select:
@@ -165,10 +167,11 @@ class StageBuilder:
             final, planner, population = self._labelled(anchors)
             final = final.select(exp.alias_(split_case(assignment, col(ANCHOR, "p")), SPLIT, quoted=True))
             final = final.order_by(col(ANCHOR, "p"), col(ENTITY, "p"))
-            return self._with(final, _values_cte(anchors), population, planner)
+            return self._with(final, anchors_cte(anchors, timestamp_literal), population, planner)
         final, planner, population = self._labelled(anchors, extra_time=split.kind == "entity_time")
         outer = static_split_select(split, "labelled", seed)
-        return self._with(outer, _values_cte(anchors), population, planner, [("labelled", final)])
+        return self._with(outer, anchors_cte(anchors, timestamp_literal), population, planner,
+                          [("labelled", final)])
 
     def prediction(self, anchor: dt.datetime | None, horizons: Sequence[dt.datetime] | None = None,
                    entity_filter: ast.Node | None = None) -> exp.Select:
@@ -193,4 +196,4 @@ class StageBuilder:
             select = select.order_by(col(ANCHOR, "h"), col(ENTITY, "p"))
         else:
             select = select.order_by(col(ANCHOR, "p"), col(ENTITY, "p"))
-        return self._with(select, _values_cte([anchor]), population, planner, extra)
+        return self._with(select, anchors_cte([anchor], timestamp_literal), population, planner, extra)
