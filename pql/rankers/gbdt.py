@@ -94,6 +94,10 @@ class GBDTRanker(Ranker):
         else:
             X, target = train.X, self._node_target(y, task)
             val = self._node_valid(valid, task)
+        empty = np.isnan(X).all(axis=0) if len(X) else np.zeros(X.shape[1], dtype=bool)
+        if empty.any():  # scikit-learn cannot bin a column without any value; a constant is ignored
+            X = X.copy()
+            X[:, empty] = 0.0
         self.model = self._estimator(task, len(target), val is not None)
         if progress:
             progress(f"gbdt: boosting on {len(target):,} rows", 0.1)
