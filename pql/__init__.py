@@ -55,3 +55,19 @@ def compile(query, graph: Graph, **options):  # noqa: A001 - public API name
     from pql.compiler import compile_query
 
     return compile_query(query, graph, **options)
+
+
+# The Kumo-style SDK (pql.sdk), imported on first use so `import pql` stays light.
+_SDK_NAMES = frozenset({
+    "init", "LocalConnector", "DuckDBConnector", "S3Connector", "SourceTable", "Table", "PredictiveQuery",
+    "Trainer", "ModelPlan", "TrainingTablePlan", "TrainingTable", "PredictionTable",
+})
+__all__ += sorted(_SDK_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _SDK_NAMES:
+        import pql.sdk
+
+        return getattr(pql.sdk, name)
+    raise AttributeError(f"module 'pql' has no attribute {name!r}")

@@ -129,12 +129,23 @@ class Edge:
 class Graph:
     """Tables and the foreign-key edges between them."""
 
-    def __init__(self, tables: dict[str, TableSchema] | None = None, edges: list[Edge] | None = None,
+    def __init__(self, tables: dict[str, Any] | None = None, edges: list[Any] | None = None,
                  *, path: Path | None = None) -> None:
+        """``tables`` maps names to :class:`TableSchema` objects, or to SDK ``pql.Table`` objects
+        (then the graph is built and checked from their data, see ``pql.sdk.graph``); ``edges`` are
+        :class:`Edge` objects or ``dict(src_table=..., fkey=..., dst_table=...)``."""
+        from_sdk = any(not isinstance(t, TableSchema) for t in (tables or {}).values())
+        if from_sdk or any(not isinstance(e, Edge) for e in (edges or [])):
+            from pql.sdk.graph import as_edge, build_from_sdk_tables
+
+            edges = [as_edge(e) for e in (edges or [])]
+            if from_sdk:
+                built = build_from_sdk_tables(dict(tables or {}), edges)
+                tables, edges = built.tables, built.edges
         self.tables: dict[str, TableSchema] = dict(tables or {})
         self.edges: list[Edge] = list(edges or [])
         self.path = path  # graph.toml or data directory this graph came from, if any
-        self.warnings: list[Any] = []  # PQLWarning objects produced while loading
+        self.warnings: list[Any] = list(built.warnings) if from_sdk else []  # PQLWarnings from loading
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -217,6 +228,36 @@ class Graph:
     @property
     def timed_tables(self) -> list[str]:
         return [t.name for t in self.tables.values() if t.is_timed]
+
+    # -- Kumo SDK methods (pql.sdk.graph) --------------------------------------------------------
+    def validate(self, verbose: bool = True) -> "Graph":
+        """Load checks on every table (§6.6); with ``verbose`` print tables, edges and warnings."""
+        from pql.sdk.graph import validate_graph
+
+        return validate_graph(self, verbose)
+
+    def link(self, src_table: Any, fkey: str | None = None, dst_table: str | None = None) -> "Graph":
+        """Add the edge ``src_table.fkey -> dst_table`` (or an Edge / dict); E710 when it cannot link."""
+        from pql.sdk.graph import link
+
+        return link(self, src_table, fkey, dst_table)
+
+    def unlink(self, src_table: Any, fkey: str | None = None, dst_table: str | None = None) -> "Graph":
+        from pql.sdk.graph import unlink
+
+        return unlink(self, src_table, fkey, dst_table)
+
+    def infer_links(self) -> list[Edge]:
+        """Add the foreign keys §6.5 infers (by primary-key name and dtype); returns the added edges."""
+        from pql.sdk.graph import infer_links
+
+        return infer_links(self)
+
+    def get_table_stats(self) -> dict[str, dict[str, Any]]:
+        """Per table: num_rows, num_columns, primary_key, time_column, min_time, max_time."""
+        from pql.sdk.graph import table_stats
+
+        return table_stats(self)
 
     # -- display --------------------------------------------------------------------------------
     def describe(self) -> str:

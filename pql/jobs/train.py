@@ -250,12 +250,15 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         anchor_time: Any = None, candidates: str = "all", overwrite: bool = False,
         progress: Progress | None = None, ranker_params: dict[str, Any] | None = None,
         output_format: str = "parquet", post_sql: str | None = None, database: Any = None,
-        **options: Any) -> RunResult:
+        training_table: pa.Table | None = None, train_metrics: bool = False, **options: Any) -> RunResult:
     """Train, evaluate against baselines, predict and (with ``out_dir``) write the run folder.
 
     ``options`` are the runtime options of §15 (E601 unknown, E602 invalid). ``ranker_params`` fixes
     the ranker's parameters (no tuning); otherwise the ranker's grid is tried on the val split.
     ``post_sql`` is SQL whose final SELECT replaces PREDICTIONS (run in the session).
+    ``training_table`` is this query's training table already built with these options (the SDK's
+    ``generate_training_table``), used instead of building it again; ``train_metrics`` also scores
+    the train split (``metrics["train"]``).
     """
     import pql
     from pql.data import Database
@@ -282,7 +285,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         cq = pql.compile(vq, graph, database=db, **{**opts, "timeframe_step": step.step})
 
     sp.stage("labels", "building the training table")
-    labelled = table = cq.training_table()
+    labelled = table = training_table if training_table is not None else cq.training_table()
     purged = 0
     if forecast_n(vq) is None:
         table, purged = purge(labelled, vq)
@@ -306,6 +309,8 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
 
     sp.stage("evaluate", "evaluating against baselines")
     model_values["test"] = job.evaluate(model.predict, "test")
+    if train_metrics:
+        model_values["train"] = job.evaluate(model.predict, "train")
     baselines = _baselines(job)
     warnings = list(cq.warnings) + ([step.warning] if step.warning else [])
     warnings += M.undefined_warnings(model_values)
