@@ -9,13 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import pql.features as _features
 from pql.cli import main
-
-if not hasattr(_features, "entity_features"):  # until pql.features exports it itself
-    from pql.features.entity import entity_features as _ef
-
-    _features.entity_features = _ef
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "synthetic"
 GRAPH = str(EXAMPLES / "graph.toml")

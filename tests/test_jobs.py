@@ -20,13 +20,6 @@ from pql.jobs import predict, run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "synthetic"
 QUERIES = {name: (EXAMPLES / f"{name}.pql").read_text() for name in ("buy_it_again", "churn", "ltv", "forecast")}
-import pql.features as _features  # noqa: E402  (until pql.features exports entity_features itself)
-
-if not hasattr(_features, "entity_features"):
-    from pql.features.entity import entity_features as _ef
-
-    _features.entity_features = _ef
-
 KEY_TYPES = {"ENTITY": pa.int64(), "ANCHOR_TIMESTAMP": pa.timestamp("us")}
 
 
@@ -260,3 +253,14 @@ def test_existing_output_folder_needs_overwrite(churn_run, graph):
         run(QUERIES["churn"], graph, out_dir=out, ranker="popularity")
     assert e.value.code == "E617" and "--overwrite" in " ".join(e.value.hints)
     assert (out / "predictions.parquet").read_bytes() == before
+
+
+def test_embeddings_output_from_a_ranker_that_makes_them(graph, tmp_path):
+    out = tmp_path / "torch"
+    res = run(QUERIES["churn"], graph, ranker="torch", out_dir=out, max_anchors=4,
+              ranker_params={"epochs": 1, "min_steps": 5, "hidden": 8, "layers": 1}, outputs="predictions,embeddings")
+    emb = pq.read_table(out / "embeddings.parquet")
+    assert emb.column_names == ["ENTITY", "ANCHOR_TIMESTAMP", "EMBEDDING"]
+    assert emb.schema.field("EMBEDDING").type == pa.list_(pa.float32())
+    assert emb.num_rows == res.predictions.num_rows  # one per prediction row
+    assert res.info["embeddings"] is True and res.embeddings.equals(emb)
