@@ -97,7 +97,7 @@ class Repl:
     """One REPL session over a graph.
 
     ``input``/``output`` are prompt_toolkit's (tests pass a pipe input and a ``DummyOutput``);
-    ``stdout`` is where results go (default: the terminal output). ``history`` is a path or a
+    ``stdout`` is where results go (default: the terminal output; a file or pipe gets plain text). ``history`` is a path or a
     prompt_toolkit History (default: :func:`history_path`). ``color=False`` or ``NO_COLOR`` turns
     colours off.
     """
@@ -113,6 +113,9 @@ class Repl:
             color = not os.environ.get("NO_COLOR")
         self.color_depth = None if color else ColorDepth.DEPTH_1_BIT
         self.output = output if output is not None else create_output()
+        # Results go to the terminal through print_formatted_text; to a file or pipe as plain text
+        # (print_formatted_text would end every line with "\r\n").
+        self.result_file = stdout if stdout is not None and not stdout.isatty() else None
         self.result_output = create_output(stdout=stdout) if stdout is not None else self.output
         self.notices: list[str] = []
         if isinstance(history, History):
@@ -164,6 +167,10 @@ class Repl:
         frags = _plain(reply, style) if isinstance(reply, str) else FormattedText(reply)
         if frags and not frags[-1][1].endswith("\n"):
             frags = FormattedText(list(frags) + [("", "\n")])
+        if self.result_file is not None:
+            self.result_file.write("".join(text for _, text, *_ in frags))
+            self.result_file.flush()
+            return
         print_formatted_text(frags, end="", style=STYLE, output=self.result_output, color_depth=self.color_depth,
                              include_default_pygments_style=False)
 

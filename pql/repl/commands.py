@@ -20,12 +20,14 @@ from pql.errors import PQLError, did_you_mean, render_diagnostics
 from pql.graph import Graph
 
 __all__ = ["Command", "Registry", "REGISTRY", "ReplContext", "ReplUsageError", "Cancelled", "Reply", "command",
-           "RUN_ONLY_SETTINGS"]
+           "RUN_ONLY_SETTINGS", "REPL_SETTINGS"]
 
 Reply = str | FormattedText | None
 
-#: Settings of ``.set`` that belong to ``.run`` (pql.jobs.run's arguments), not to the compiler.
+#: Settings of ``.set`` that are not runtime options of the compiler: ``.run``'s own arguments
+#: (pql.jobs.run's) and the REPL's (``limit``, rows in previews).
 RUN_ONLY_SETTINGS = ("ranker", "out", "overwrite", "output_format")
+REPL_SETTINGS = ("limit",)
 
 
 class ReplUsageError(Exception):
@@ -164,7 +166,7 @@ class ReplContext:
         return text
 
     def compile_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.settings.items() if k not in RUN_ONLY_SETTINGS}
+        return {k: v for k, v in self.settings.items() if k not in RUN_ONLY_SETTINGS + REPL_SETTINGS}
 
     def compiled(self, text: str) -> Any:
         return pql.compile(text, self.graph, database=self.database(), **self.compile_options())

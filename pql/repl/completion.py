@@ -101,8 +101,9 @@ def _walk(sig: list[Tok]) -> _State:
     return st
 
 
-def _quote(name: str) -> str:
-    return name if _IDENT_RE.match(name) and not is_reserved(name) else f"`{name}`"
+def _quote(name: str, *, column: bool = False) -> str:
+    """Backticks when the parser needs them (after a dot, reserved words are plain column names)."""
+    return name if _IDENT_RE.match(name) and (column or not is_reserved(name)) else f"`{name}`"
 
 
 def _unquote(text: str) -> str:
@@ -137,7 +138,7 @@ def _columns(graph: Graph | None, table: str, *, key_only: bool = False, star: b
             notes.append(f"-> {fk.dst_table}")
         if c.name == t.time_column:
             notes.append("time column")
-        out.append(Candidate(_quote(c.name), ", ".join(notes)))
+        out.append(Candidate(_quote(c.name, column=True), ", ".join(notes)))
     return out
 
 
@@ -152,8 +153,9 @@ def _operands(graph: Graph | None, *, in_agg: bool) -> list[Candidate]:
 
 def _after_operand(st: _State, value: bool) -> list[Candidate]:
     """After a finished operand (a column, an aggregation) or, with ``value``, a finished comparison."""
-    ops = [] if value else _words(OPERATOR_WORDS, "operator")
     frame = st.frame
+    entity = st.clause == "FOR_EACH" and frame is None  # FOR EACH t.pk takes no operator (FOR t.pk IN does)
+    ops = [] if value or entity else _words(OPERATOR_WORDS, "operator")
     if frame is not None and frame.agg is not None and not frame.where and frame.commas == 0:
         return _words(["WHERE"], "keyword")
     if frame is not None:
