@@ -139,7 +139,8 @@ def run_cmd(query_file, inline, graph, data, set_values, out, ranker, anchor, ca
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an existing --out folder.")
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="parquet", show_default=True)
 @click.option("--limit", default=20, show_default=True, help="Rows in the stdout preview.")
-def predict_cmd(model, anchor, out, graph, candidates, overwrite, fmt, limit) -> None:
+@set_opt
+def predict_cmd(model, anchor, out, graph, candidates, overwrite, fmt, limit, set_values) -> None:
     """Score again with a saved model folder, without retraining."""
     ref: list[QueryInput | None] = [None]
 
@@ -149,7 +150,8 @@ def predict_cmd(model, anchor, out, graph, candidates, overwrite, fmt, limit) ->
 
         with progress_reporter("pql predict") as progress:
             result = predict(model, anchor_time=anchor, out_dir=out, overwrite=overwrite, graph=graph,
-                             candidates=candidates, output_format=fmt, progress=progress)
+                             candidates=candidates, output_format=fmt, progress=progress,
+                             **parse_set_options(set_values))
         _emit_warnings(result.warnings, None, "query.pql")
         if out is None:
             click.echo(preview_table(result.predictions, limit))

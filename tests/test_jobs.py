@@ -264,3 +264,104 @@ def test_embeddings_output_from_a_ranker_that_makes_them(graph, tmp_path):
     assert emb.schema.field("EMBEDDING").type == pa.list_(pa.float32())
     assert emb.num_rows == res.predictions.num_rows  # one per prediction row
     assert res.info["embeddings"] is True and res.embeddings.equals(emb)
+
+
+# -- pair tasks: buy it again ---------------------------------------------------------------------------
+
+import pql.features as _features  # noqa: E402
+
+needs_pairs = pytest.mark.skipif(not hasattr(_features, "candidates"),
+                                 reason="pql.features.candidates / pair_features not there yet")
+
+POST_FILTER = """
+SELECT p.* FROM PREDICTIONS AS p
+WHERE EXISTS (SELECT 1 FROM transactions AS t
+              WHERE t.user_id = p.ENTITY AND t.item_id = p.CLASS AND t."timestamp" <= p.ANCHOR_TIMESTAMP)
+ORDER BY p.ENTITY, p.RANK;
+"""
+
+
+@pytest.fixture(scope="module")
+def bia_run(graph, tmp_path_factory):
+    if not hasattr(_features, "candidates"):
+        pytest.skip("pql.features.candidates / pair_features not there yet")
+    out = tmp_path_factory.mktemp("runs") / "bia"
+    return run(QUERIES["buy_it_again"], graph, out_dir=out, ranker_params={}), out
+
+
+def _history(graph, anchor) -> dict[int, set[int]]:
+    """H(u, p) ∩ items valid at p, straight from the data."""
+    from pql.data import Database
+
+    db = Database(graph)
+    rows = db.con.sql("SELECT DISTINCT t.user_id, t.item_id FROM transactions t JOIN items i ON i.item_id = t.item_id "
+                      "WHERE t.timestamp <= $a AND i.start_timestamp <= $a "
+                      "AND (i.end_timestamp IS NULL OR i.end_timestamp > $a)", params={"a": anchor}).fetchall()
+    out: dict[int, set[int]] = {}
+    for u, i in rows:
+        out.setdefault(u, set()).add(i)
+    return out
+
+
+@needs_pairs
+def test_buy_it_again_run_outputs(bia_run):
+    res, out = bia_run
+    meta = _check_run_folder(out, "temporal_link_prediction", "gbdt")
+    preds = pq.read_table(out / "predictions.parquet")
+    assert _schema(preds) == {**KEY_TYPES, "CLASS": pa.int64(), "SCORE": pa.float64(), "RANK": pa.int32()}
+    ranks: dict[int, list[int]] = {}
+    for e, r in zip(preds.column("ENTITY").to_pylist(), preds.column("RANK").to_pylist()):
+        ranks.setdefault(e, []).append(r)
+    assert all(r == list(range(1, len(r) + 1)) and len(r) <= 50 for r in ranks.values())
+    assert set(meta["baselines"]) == {"popularity", "history"}
+    test = meta["metrics"]["test"]
+    assert list(test)[0] == "map@50" and "mrr" in test
+    assert {"repeat/map@50", "explore/map@50", "repeat_share"} <= set(test)
+    assert 0 < meta["candidate_recall"]["val"] <= 1
+    assert meta["metrics"]["test"]["map@10"] >= meta["baselines"]["popularity"]["test"]["map@10"]
+
+
+@needs_pairs
+def test_candidates_history_ranks_only_bought_items(bia_run, graph):
+    res, out = bia_run
+    hist = predict(out, candidates="history").predictions
+    anchor = hist.column("ANCHOR_TIMESTAMP")[0].as_py()
+    bought = _history(graph, anchor)
+    per: dict[int, list[tuple[int, int]]] = {}
+    for r in hist.to_pylist():
+        per.setdefault(r["ENTITY"], []).append((r["RANK"], r["CLASS"]))
+    assert per
+    for user, rows in per.items():
+        assert {c for _, c in rows} <= bought[user]
+        assert len(rows) == min(50, len(bought[user]))
+        assert [r for r, _ in rows] == list(range(1, len(rows) + 1))
+
+
+@needs_pairs
+def test_spec_post_filter_sql_gives_the_history_output(bia_run, graph):
+    """§13: the post-filter over predictions of >= all items, cut to 50 per user, equals candidates = "history"."""
+    from pql.session import Session
+
+    res, out = bia_run
+    everything = predict(out, num_predictions=1000).predictions
+    with Session(graph, tables={"PREDICTIONS": everything}) as session:
+        filtered = session.sql(POST_FILTER)
+    cut: dict[int, list[int]] = {}
+    for r in filtered.to_pylist():
+        if len(cut.setdefault(r["ENTITY"], [])) < 50:
+            cut[r["ENTITY"]].append(r["CLASS"])
+    hist = predict(out, candidates="history").predictions
+    expected: dict[int, list[int]] = {}
+    for r in hist.to_pylist():
+        expected.setdefault(r["ENTITY"], []).append(r["CLASS"])
+    assert cut == expected
+    # on a plain top 50 it returns a subset of it
+    subset = res.session.sql(POST_FILTER)
+    assert subset.num_rows and all(r["CLASS"] in expected[r["ENTITY"]] for r in subset.to_pylist())
+
+
+@needs_pairs
+def test_buy_it_again_is_deterministic(bia_run, graph):
+    res, _ = bia_run
+    again = run(QUERIES["buy_it_again"], graph, ranker_params={})
+    assert again.predictions.equals(res.predictions) and again.metrics == res.metrics

@@ -22,7 +22,10 @@ from .common import KEYS, Progress, StageProgress
 from .featurize import forecast_n, forecast_prediction_rows, pair_rows
 from .outputs import embeddings_table, item_embeddings_table, node_predictions, pair_predictions
 
-__all__ = ["Prediction", "predict_rows", "predict", "PredictResult", "check_candidates", "check_outputs"]
+PREDICTION_OPTIONS = ("num_predictions", "num_classes", "threshold", "entity_filter", "candidate_filter")
+
+__all__ = ["PREDICTION_OPTIONS", "Prediction", "predict_rows", "predict", "PredictResult", "check_candidates",
+           "check_outputs"]
 
 
 @dataclasses.dataclass
@@ -140,10 +143,12 @@ class PredictResult:
 def predict(model_dir: str | Path, *, anchor_time: Any = None, out_dir: str | Path | None = None,
             overwrite: bool = False, graph: Any = None, query: Any = None, candidates: str | None = None,
             output_format: str = "parquet", database: Any = None,
-            progress: Progress | None = None) -> PredictResult:
+            progress: Progress | None = None, **options: Any) -> PredictResult:
     """Score again with a saved model folder (a run's ``--out`` folder or its ``model/``), no retraining.
 
     ``graph`` / ``query`` are optional; when given they must be those the model was trained on (E618).
+    ``options`` override prediction options of the run (``num_predictions``, ``num_classes``,
+    ``threshold``, ``entity_filter``, ``candidate_filter``); others are E602.
     """
     import pql
     from pql.data import Database
@@ -161,7 +166,11 @@ def predict(model_dir: str | Path, *, anchor_time: Any = None, out_dir: str | Pa
     task = spec.task_info()
     cand = candidates or spec.options.get("candidates", "all")
     check_candidates(task.task_type, cand)
-    options = {k: v for k, v in spec.options.items() if k not in ("anchor_time", "candidates")}
+    bad = sorted(set(options) - set(PREDICTION_OPTIONS))
+    if bad:
+        raise PQLRunError(f"{bad[0]} = {options[bad[0]]} is invalid: a saved model predicts with the options it was "
+                          f"trained with; only {', '.join(PREDICTION_OPTIONS)} may change", code="E602")
+    options = {**{k: v for k, v in spec.options.items() if k not in ("anchor_time", "candidates")}, **options}
     db = database if database is not None else Database(graph)
     cq = pql.compile(spec.query, graph, database=db, **options)
     sp.stage("predict", "predicting")
