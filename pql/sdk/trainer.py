@@ -162,10 +162,9 @@ def _output_types(value: Any) -> tuple[str, ...]:
 
 
 def output_names(name: str, kinds: list[str]) -> dict[str, str]:
-    """Table names per output: ``name`` for predictions alone, else ``name_<kind>`` for each kind."""
-    if kinds == ["predictions"]:
-        return {"predictions": name}
-    return {k: f"{name}_{k}" for k in kinds}
+    """Table names per output: predictions go to ``name``, every other output to ``name_<kind>``
+    (``name_embeddings``, and for link prediction ``name_item_embeddings``)."""
+    return {k: name if k == "predictions" else f"{name}_{k}" for k in kinds}
 
 
 class Trainer:
