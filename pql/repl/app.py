@@ -131,7 +131,7 @@ class Repl:
             complete_while_typing=complete_while_typing, history=hist, input=input, output=self.output,
             style=STYLE, include_default_pygments_style=False, color_depth=self.color_depth,
             prompt_continuation=lambda width, line, wrap: FormattedText(
-                [("class:continuation", CONTINUATION.rjust(width))]),
+                [("class:continuation", " " * width if wrap else CONTINUATION.rjust(width))]),
         )
 
     # -- keys ----------------------------------------------------------------------------------
@@ -234,6 +234,7 @@ class Repl:
             err = PQLInternalError(f"internal error, please report: {type(exc).__name__}: {exc}")
             self.echo(error_fragments(err, None))
             return
+        ctx.succeeded()
         self.echo(reply)
 
     def _run_cancellable(self, fn: Callable[[], Any]) -> Any:

@@ -94,8 +94,8 @@ class Registry:
         for c in self._commands:
             alias = f" (also {', '.join(c.aliases)})" if c.aliases else ""
             lines.append(f"  {c.usage:<{width}}  {c.summary}{alias}")
-        lines.append("Q is a query on one line; without it the last query is used. Tab completes, "
-                     "Ctrl-C cancels, Ctrl-D quits.")
+        lines.append("Q is a query on one line; without it, the last query that ran without error. "
+                     "Tab completes, Ctrl-C cancels, Ctrl-D quits.")
         return "\n".join(lines)
 
 
@@ -155,15 +155,19 @@ class ReplContext:
 
     # -- arguments -----------------------------------------------------------------------------
     def query(self, arg: str) -> str:
-        """The command's query: its argument, else the last query entered."""
+        """The command's query: its argument, else the last query that ran without error."""
         text = arg.strip()
         if not text:
             if self.last_query is None:
                 raise ReplUsageError("no query yet: give one after the command, e.g. .check PREDICT ...")
             text = self.last_query
-        self.last_query = text
         self.source = text
         return text
+
+    def succeeded(self) -> None:
+        """The command finished without error: its query becomes the last query."""
+        if self.source is not None:
+            self.last_query = self.source
 
     def compile_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.settings.items() if k not in RUN_ONLY_SETTINGS + REPL_SETTINGS}
