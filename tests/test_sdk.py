@@ -395,3 +395,53 @@ def test_trainer_load(fitted, graph: pql.Graph) -> None:
     assert loaded.is_trained and loaded.model_plan.ranker == "gbdt" and loaded.model_plan.query == pql.format(CHURN)
     res = loaded.predict(graph=graph, prediction_table=pquery.generate_prediction_table())
     assert res.tables["predictions"].equals(job.result().run.predictions)
+
+
+def test_duckdb_source_tables_and_output(fitted, graph: pql.Graph, data: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(path))
+    for name in ("users", "items", "transactions"):
+        con.register("src", pq.read_table(data / f"{name}.parquet"))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM src")
+        con.unregister("src")
+    con.close()
+    db = pql.DuckDBConnector(path)
+    g = pql.Graph(tables=tables_from(db), edges=EDGES)
+    assert g.table("users").source is None and g.table("users").data is not None  # loaded through DuckDB
+    pquery = pql.PredictiveQuery(graph=g, query=CHURN)
+    assert pquery.generate_training_table().to_arrow().equals(
+        pql.PredictiveQuery(graph=graph, query=CHURN).generate_training_table().to_arrow())
+    _, trainer, job = fitted
+    res = trainer.predict(graph=graph, prediction_table=fitted[0].generate_prediction_table(),
+                          output_connector=db, output_table_name="churn predictions", training_job_id=job.job_id)
+    assert res.outputs == {"predictions": f"{path.resolve()}:churn predictions"}
+    assert db["churn predictions"].to_arrow().equals(res.tables["predictions"])
+
+
+def tables_from(connector) -> dict[str, pql.Table]:
+    keys = {"users": "user_id", "items": "item_id", "transactions": None}
+    return {name: pql.Table.from_source_table(source_table=connector[name], primary_key=pk,
+                                              time_column="timestamp" if name == "transactions" else None)
+            .infer_metadata() for name, pk in keys.items()}
+
+
+def test_init_renders_uncaught_errors(data: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "bad.py"
+    script.write_text(
+        "import pql as kumo, sys\n"
+        "kumo.init()\n"
+        "c = kumo.LocalConnector(sys.argv[1])\n"
+        "g = kumo.Graph(tables={n: kumo.Table.from_source_table(source_table=c[n]).infer_metadata()\n"
+        "                      for n in ('users', 'items', 'transactions')})\n"
+        "g.infer_links()\n"
+        "kumo.PredictiveQuery(graph=g, query='PREDICT SUM(transactions.prce, 0, 30)\\n"
+        "FOR EACH users.user_id').validate()\n")
+    proc = subprocess.run([sys.executable, str(script), str(data)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error[E102]: table 'transactions' has no column 'prce'; did you mean 'price'?")
+    assert "1 | PREDICT SUM(transactions.prce, 0, 30)\n  |             ^^^^^^^^^^^^^^^^^" in proc.stderr

@@ -4,6 +4,10 @@ Settings: ``threads`` (DuckDB threads and the rankers' thread count; default: al
 ``working_dir`` (where training jobs keep their run folders, so a ``training_job_id`` can be used
 again later, also from another process; default: a temporary folder for this process) and
 ``progress`` (a callback ``(message, fraction)`` for long jobs; default: none).
+
+``init`` also makes a script that stops on a :class:`~pql.errors.PQLError` print the rendered error
+(code, message, source line with carets, hints) instead of a Python traceback, as the CLI does
+(``PQL_DEBUG=1`` keeps the traceback). Other exceptions are left to the previous hook.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, fields
@@ -66,6 +71,19 @@ def _progress(value: Any) -> Callable[[str, float], None] | None:
 _PARSERS = {"threads": _threads, "working_dir": _working_dir, "progress": _progress}
 
 
+def _excepthook(previous: Any) -> Any:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        from pql.errors import PQLError
+
+        if isinstance(exc, PQLError) and not os.environ.get("PQL_DEBUG"):
+            print(exc.render(getattr(exc, "pql_source", None)), file=sys.stderr)
+        else:
+            previous(exc_type, exc, tb)
+
+    hook.pql_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
 def init(**settings: Any) -> Settings:
     """Set SDK settings (all optional); unknown names are E601. Returns the settings in force."""
     names = [f.name for f in fields(Settings)]
@@ -78,6 +96,8 @@ def init(**settings: Any) -> Settings:
     with _LOCK:
         for name, value in parsed.items():
             setattr(_SETTINGS, name, value)
+        if not getattr(sys.excepthook, "pql_hook", False):
+            sys.excepthook = _excepthook(sys.excepthook)
     return _SETTINGS
 
 

@@ -117,8 +117,13 @@ class PredictiveQuery:
     def _validated(self) -> Any:
         if self._vq is None:
             import pql
+            from pql.errors import PQLError
 
-            self._vq = pql.validate(self.query, self.graph)
+            try:
+                self._vq = pql.validate(self.query, self.graph)
+            except PQLError as e:
+                e.pql_source = self.query  # type: ignore[attr-defined]  # rendered with carets by pql.init's hook
+                raise
         return self._vq
 
     @property
