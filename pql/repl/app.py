@@ -338,7 +338,7 @@ def run_script(graph: Graph, lines: Iterable[str], *, stdout: TextIO | None = No
                echo_input: bool = True) -> int:
     """Run statements read from a file or a pipe (``pql repl < session.pql``), without a prompt.
 
-    Returns 1 when any statement failed, else 0.
+    Returns 1 when any statement failed (or the output pipe closed), else 0.
     """
     import sys
 
@@ -355,11 +355,16 @@ def run_script(graph: Graph, lines: Iterable[str], *, stdout: TextIO | None = No
         original(reply, style)
 
     repl.echo = echo  # type: ignore[method-assign]
-    for text in statements(lines):
-        if echo_input:
-            first, *rest = text.split("\n")
-            repl.echo(PROMPT + first + "".join("\n" + CONTINUATION + r for r in rest), "class:dim")
-        repl.execute(text)
-        if repl.ctx.quit:
-            break
+    try:
+        for text in statements(lines):
+            if echo_input:
+                first, *rest = text.split("\n")
+                repl.echo(PROMPT + first + "".join("\n" + CONTINUATION + r for r in rest), "class:dim")
+            repl.execute(text)
+            if repl.ctx.quit:
+                break
+    except BrokenPipeError:  # the reader went away (`pql repl < s | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (stdout or sys.stdout).fileno())
+        return 1
     return 1 if failed else 0
