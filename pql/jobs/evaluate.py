@@ -135,17 +135,17 @@ def _split_rows(table: pa.Table, split: str) -> np.ndarray:
     return np.flatnonzero(split_of(table) == split)
 
 
-def _group_of_row(lab: Labelled) -> dict[int, int]:
-    return {int(r): g for g, r in enumerate(lab.group_rows.tolist()) if r >= 0}
+def _group_of_row(group_rows: np.ndarray) -> dict[int, int]:
+    return {int(r): g for g, r in enumerate(group_rows.tolist()) if r >= 0}
 
 
-def pair_metrics(ctx: EvalContext, lab: Labelled, part: np.ndarray, scores: np.ndarray, table: pa.Table,
-                 split: str, history: Sequence[frozenset[Any]] | None = None) -> M.Values:
-    """Metrics of one split. ``part`` are the feature rows of the split, ``scores`` their scores."""
-    sub = lab.fs.take(part)
+def pair_metrics(ctx: EvalContext, sub: FeatureSet, scores: np.ndarray, table: pa.Table, split: str,
+                 group_rows: np.ndarray, history: Sequence[frozenset[Any]] | None = None) -> M.Values:
+    """Metrics of one split: ``sub`` holds the split's candidate rows (their original group ids),
+    ``scores`` their scores; ``group_rows`` maps group id -> row of ``table``."""
     rows = _split_rows(table, split)
     targets = table.column("TARGET").to_pylist()
-    g_of = _group_of_row(lab)
+    g_of = _group_of_row(group_rows)
     if ctx.task.task_type is TaskType.MULTILABEL_CLASSIFICATION:
         return _multilabel(ctx, sub, scores, rows, targets, g_of)
     lists = _lists_by_group(sub, scores, ctx.kmax)

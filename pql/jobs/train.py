@@ -120,6 +120,7 @@ class _Job:
         self.pair: Labelled | None = None
         self.history: dict[str, list[frozenset[Any]]] = {}
         self.info: dict[str, Any] = {}
+        self._parts: dict[str, FeatureSet] = {}
 
     # -- features ---------------------------------------------------------------------------------
     def build_features(self) -> None:
@@ -127,7 +128,10 @@ class _Job:
             self.sp.sub("features: candidates and pair features", 0.05)
             self.pair = pair_rows(self.db, self.vq, self.table, self.cq.options, "all")
             for s in ("train", *SPLITS):
-                self.sets[s] = Labelled(self.pair.fs, self.pair.split)  # parts taken lazily by index
+                self.part(s)
+            fs = self.pair.fs  # the parts hold the features now; keep keys, labels and groups only
+            self.pair.fs = FeatureSet(keys=fs.keys, X=np.zeros((len(fs), 0), np.float32), names=[], y=fs.y,
+                                      group=fs.group)
             if self.task.task_type is TaskType.TEMPORAL_LINK_PREDICTION:
                 self.sp.sub("features: purchase histories", 0.9)
                 self.history = {s: history_sets(self.db, self.vq, self.table, s, self.cq.options) for s in SPLITS}
@@ -162,26 +166,28 @@ class _Job:
             keep[i] = cache[(a, off)]
         return keep
 
-    def part(self, split: str) -> tuple[FeatureSet, np.ndarray | None]:
-        """The split's feature set (and for pair tasks the row indices into the full set)."""
-        if self.pair is not None:
-            idx = np.flatnonzero(self.pair.split == split)
-            return self.pair.fs.take(idx), idx
-        return self.sets[split].fs, None
+    def part(self, split: str) -> FeatureSet:
+        """The split's feature set (pair tasks: its candidate rows, taken once and kept)."""
+        if self.pair is None:
+            return self.sets[split].fs
+        if split not in self._parts:
+            self._parts[split] = self.pair.fs.take(np.flatnonzero(self.pair.split == split))
+        return self._parts[split]
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, scores_of: Any, split: str) -> M.Values:
-        fs, idx = self.part(split)
+        fs = self.part(split)
         scores = scores_of(fs)
         if self.pair is not None:
-            return pair_metrics(self.ctx, self.pair, idx, scores, self.table, split, self.history.get(split))
+            return pair_metrics(self.ctx, fs, scores, self.table, split, self.pair.group_rows,
+                                self.history.get(split))
         return node_metrics(self.ctx, np.asarray(fs.y), scores)
 
 
 def _fit_and_select(job: _Job, ranker: str, ranker_params: dict[str, Any] | None) -> tuple[Any, dict[str, M.Values], dict]:
     """Fit each setting of the grid on train, keep the best on val by the tune metric."""
-    train, _ = job.part("train")
-    valid, _ = job.part("val")
+    train = job.part("train")
+    valid = job.part("val")
     kind = "pair" if job.task.is_pair else "node"
     grid = [ranker_params] if ranker_params is not None else PARAM_GRIDS.get(ranker, {}).get(kind, [{}])
     tune = M.tune_metric(job.ctx.names)
@@ -213,7 +219,7 @@ def _better(new: float | None, old: float | None, metric: str) -> bool:
 
 def _baselines(job: _Job) -> dict[str, dict[str, M.Values]]:
     out: dict[str, dict[str, M.Values]] = {}
-    train, _ = job.part("train")
+    train = job.part("train")
     if job.task.is_pair:
         for name in PAIR_BASELINES:
             cls = get_ranker_class(name)
@@ -227,7 +233,7 @@ def _baselines(job: _Job) -> dict[str, dict[str, M.Values]]:
                          else np.int64)
     static = job.cq.kind is QueryKind.STATIC
     for s in SPLITS:
-        fs, _ = job.part(s)
+        fs = job.part(s)
         last = last_targets(job.cq, fs.keys) if not static else [None] * len(fs)
         for name, scores in node_baseline_scores(job.task, train_y, last, len(fs), static=static).items():
             out.setdefault(name, {})[s] = node_metrics(job.ctx, np.asarray(fs.y), scores)
@@ -320,7 +326,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
                         embeddings=want_emb, progress=sp.sub)
 
     info = _info(job, cq, step, selection, pred, seed, want_emb)
-    train_fs, _ = job.part("train")
+    train_fs = job.part("train")
     result = RunResult(
         task_type=vq.task_type, ranker=ranker, metrics={s: _values(v) for s, v in model_values.items()},
         baselines={b: {s: _values(v) for s, v in per.items()} for b, per in baselines.items()},
