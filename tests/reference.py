@@ -405,7 +405,8 @@ def reference_labels(query: A.Query | str, graph: Graph, rows_by_table: dict[str
 def reference_prediction(query: A.Query | str, graph: Graph, rows_by_table: dict[str, list[dict]],
                          anchor_time: dt.datetime | None = None) -> list[tuple[Any, Any]]:
     """Prediction rows (§10.6): entities that exist at p and pass the entity filter at p (ASSUMING is
-    not applied); under X1 exactly the listed ids found in the entity table."""
+    not applied); for static queries only those whose target is NULL (§10.5); under X1 exactly the
+    listed ids found in the entity table."""
     query = _as_query(query)
     data = Data(graph, rows_by_table)
     ev = Evaluator(graph, data)
@@ -418,6 +419,8 @@ def reference_prediction(query: A.Query | str, graph: Graph, rows_by_table: dict
         wanted = {literal_value(i) for i in query.entity.ids}
         keys = sorted({r[pk] for r in rows_by_table[entity] if r[pk] in wanted})
         return [(k, anchor_time) for k in keys]
+    static = not is_temporal(query)
+    dst = link_destination(query, graph)
     out = []
     for row in rows_by_table[entity]:
         if row[pk] is None or not data.exists(entity, row, anchor_time):
@@ -427,8 +430,18 @@ def reference_prediction(query: A.Query | str, graph: Graph, rows_by_table: dict
                 continue
         except Undefined:
             continue
+        if static and _is_labelled(query, ev, entity, row, anchor_time, dst):
+            continue  # §10.5: a static task predicts the entities whose target is NULL
         out.append((row[pk], anchor_time))
     return sorted(out, key=lambda r: r[0])
+
+
+def _is_labelled(query: A.Query, ev: Evaluator, entity: str, row: dict, anchor: Any, dst: str | None) -> bool:
+    try:
+        _target_value(query, ev, entity, row, anchor, dst)
+    except Undefined:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
