@@ -11,8 +11,10 @@ import re
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pytest
@@ -26,7 +28,7 @@ from prompt_toolkit.output import DummyOutput
 import pql
 from pql.cli import main
 from pql.repl.app import Repl, should_submit, statements
-from pql.repl.commands import REGISTRY, Registry, ReplContext
+from pql.repl.commands import REGISTRY, Registry, ReplContext, setting_names
 from pql.repl.completion import PQLCompleter, suggest
 from pql.repl.highlight import highlight
 from pql.repl.scan import is_complete
@@ -72,6 +74,33 @@ def test_multiline_query_is_checked_once_complete(graph: pql.Graph) -> None:
 def test_empty_line_submits_an_incomplete_query(graph: pql.Graph) -> None:
     out, _ = session(graph, "PREDICT COUNT(transactions.*, 0, 30)" + ENTER + ENTER)
     assert "error[E003]" in out and "missing FOR EACH" in out
+
+
+def test_tab_completes_in_the_session(graph: pql.Graph) -> None:
+    out = io.StringIO()
+    with create_pipe_input() as inp:
+        repl = Repl(graph, input=inp, output=DummyOutput(), stdout=out, color=False)
+
+        def wait_for(cond: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not cond() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        def typist() -> None:  # completion is asynchronous: type on as a person would, once it shows
+            buf = repl.session.default_buffer
+            inp.send_text("PREDICT SUM(transactions.pr")
+            wait_for(lambda: buf.complete_state is not None and bool(buf.complete_state.completions))
+            inp.send_text("\t")
+            wait_for(lambda: "price" in buf.text)
+            inp.send_text(", 0, 30) FOR EACH users.user_id" + ENTER + CTRL_D)
+
+        thread = threading.Thread(target=typist, daemon=True)
+        thread.start()
+        assert repl.run() == 0
+        thread.join()
+    out = out.getvalue()
+    assert "valid: regression" in out
+    assert repl.ctx.last_query == "PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id"
 
 
 def test_tables_and_schema(graph: pql.Graph) -> None:
@@ -254,6 +283,13 @@ def test_completes_columns_of_the_table_before_the_dot(graph: pql.Graph) -> None
 def test_completion_by_position(graph: pql.Graph, text: str, expected: list[str]) -> None:
     completer = PQLCompleter(graph, REGISTRY.completion_table())
     assert _texts(completer, text) == expected
+
+
+def test_set_completes_setting_names(graph: pql.Graph) -> None:
+    completer = PQLCompleter(graph, REGISTRY.completion_table(), setting_names())
+    assert _texts(completer, ".set li") == ["limit"]
+    assert {"ranker", "out", "split", "anchor_time"} <= set(_texts(completer, ".set "))
+    assert _texts(completer, ".set split=") == []
 
 
 def test_completion_after_a_target_offers_aggregations_and_tables(graph: pql.Graph) -> None:

@@ -29,7 +29,7 @@ import pql
 from pql.errors import PQLError, PQLInternalError
 from pql.graph import Graph
 
-from .commands import REGISTRY, Cancelled, Command, Registry, ReplContext, ReplUsageError
+from .commands import REGISTRY, Cancelled, Command, Registry, ReplContext, ReplUsageError, setting_names
 from .completion import PQLCompleter
 from .highlight import STYLE, PQLLexer
 from .scan import is_complete
@@ -127,7 +127,7 @@ class Repl:
         self.history = hist
         self.session: PromptSession[str] = PromptSession(
             message=FormattedText([("class:prompt", PROMPT)]), multiline=True, key_bindings=self._bindings(),
-            lexer=PQLLexer(graph), completer=PQLCompleter(graph, registry.completion_table()),
+            lexer=PQLLexer(graph), completer=PQLCompleter(graph, registry.completion_table(), setting_names()),
             complete_while_typing=complete_while_typing, history=hist, input=input, output=self.output,
             style=STYLE, include_default_pygments_style=False, color_depth=self.color_depth,
             prompt_continuation=lambda width, line, wrap: FormattedText(

@@ -20,7 +20,7 @@ from pql.errors import PQLError, did_you_mean, render_diagnostics
 from pql.graph import Graph
 
 __all__ = ["Command", "Registry", "REGISTRY", "ReplContext", "ReplUsageError", "Cancelled", "Reply", "command",
-           "RUN_ONLY_SETTINGS", "REPL_SETTINGS"]
+           "RUN_ONLY_SETTINGS", "REPL_SETTINGS", "setting_names"]
 
 Reply = str | FormattedText | None
 
@@ -28,6 +28,13 @@ Reply = str | FormattedText | None
 #: (pql.jobs.run's) and the REPL's (``limit``, rows in previews).
 RUN_ONLY_SETTINGS = ("ranker", "out", "overwrite", "output_format")
 REPL_SETTINGS = ("limit",)
+
+
+def setting_names() -> list[str]:
+    """Every name ``.set`` knows: the REPL's, ``.run``'s and the compiler's runtime options."""
+    from pql.compiler.options import OPTION_NAMES
+
+    return list(dict.fromkeys((*REPL_SETTINGS, *RUN_ONLY_SETTINGS, *OPTION_NAMES)))
 
 
 class ReplUsageError(Exception):
@@ -44,7 +51,7 @@ class Command:
     summary: str
     fn: Callable[["ReplContext", str], Reply]
     usage: str = ""
-    arg: str = ""  # "query", "table" or "" (what the completer offers for the argument)
+    arg: str = ""  # "query", "table", "setting" or "" (what the completer offers for the argument)
     aliases: tuple[str, ...] = ()
 
 
@@ -329,7 +336,7 @@ def _run(ctx: ReplContext, arg: str) -> Reply:
 
 
 @command(".set", "Show the settings, or set one: ranker, out, seed, limit or a runtime option.",
-         usage=".set [NAME=VALUE]")
+         usage=".set [NAME=VALUE]", arg="setting")
 def _set(ctx: ReplContext, arg: str) -> Reply:
     import json
 
@@ -349,7 +356,7 @@ def _set(ctx: ReplContext, arg: str) -> Reply:
     return f"{name} = {json.dumps(ctx.settings[name])}"
 
 
-@command(".unset", "Forget a setting.", usage=".unset NAME")
+@command(".unset", "Forget a setting.", usage=".unset NAME", arg="setting")
 def _unset(ctx: ReplContext, arg: str) -> Reply:
     name = arg.strip()
     if name not in ctx.settings:

@@ -261,12 +261,15 @@ class PQLCompleter(Completer):
     """Completes queries by position, dot-command names, and each command's argument.
 
     ``commands`` maps a command name to ``(summary, argument kind)``; the argument kind is
-    ``"query"`` (complete PQL), ``"table"`` (a table name) or ``""`` (nothing).
+    ``"query"`` (complete PQL), ``"table"`` (a table name), ``"setting"`` (one of ``settings``) or
+    ``""`` (nothing).
     """
 
-    def __init__(self, graph: Graph | None, commands: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(self, graph: Graph | None, commands: dict[str, tuple[str, str]] | None = None,
+                 settings: Iterable[str] = ()) -> None:
         self.graph = graph
         self.commands = dict(commands or {})
+        self.settings = list(settings)
 
     def candidates(self, text: str) -> tuple[str, list[Candidate]]:
         """``(prefix, candidates)`` for a line of REPL input (a query or a dot command)."""
@@ -281,6 +284,9 @@ class PQLCompleter(Completer):
                 return word, [c for c in _tables(self.graph) if _unquote(c.text).lower().startswith(_unquote(word).lower())]
             if kind == "query":
                 return suggest(arg, self.graph)
+            if kind == "setting" and "=" not in arg:
+                word = arg.strip()
+                return word, [Candidate(n, "setting") for n in self.settings if n.startswith(word)]
             return "", []
         return suggest(text, self.graph)
 
