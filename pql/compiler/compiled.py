@@ -47,6 +47,10 @@ def _version() -> str:
 
 def render(select: exp.Expression, dialect: str = "duckdb") -> str:
     """SQL text headed by the generating pql version."""
+    if dialect != "duckdb":  # NOT MATERIALIZED is a DuckDB hint (see StageBuilder._with)
+        select = select.copy()
+        for cte in select.find_all(exp.CTE):
+            cte.set("materialized", None)
     try:
         body = select.sql(dialect=dialect, pretty=True)
     except (ValueError, KeyError, sqlglot.errors.SqlglotError) as e:

@@ -164,13 +164,13 @@ def static_split_select(spec: SplitSpec, source: str, seed: int) -> exp.Select:
     if spec.kind == "entity_time":  # newest first: test, then val; NULL times stay in train
         ifs = [exp.If(this=exp.Is(this=col(SPLIT_TIME), expression=exp.Null()), true=exp.Literal.string("train")),
                exp.If(this=exp.LTE(this=rn.copy(), expression=n_test), true=exp.Literal.string("test")),
-               exp.If(this=exp.LTE(this=rn.copy(), expression=exp.Add(this=n_test.copy(), expression=n_val)),
+               exp.If(this=exp.LTE(this=rn.copy(), expression=exp.Paren(this=exp.Add(this=n_test.copy(), expression=n_val))),
                       true=exp.Literal.string("val"))]
     else:  # hash order: train first, then val, then test
         ifs = [exp.If(this=exp.GT(this=rn.copy(), expression=exp.Sub(this=col("__pql_n"), expression=n_test)),
                       true=exp.Literal.string("test")),
                exp.If(this=exp.GT(this=rn.copy(), expression=exp.Sub(
-                   this=col("__pql_n"), expression=exp.Add(this=n_test.copy(), expression=n_val))),
+                   this=col("__pql_n"), expression=exp.Paren(this=exp.Add(this=n_test.copy(), expression=n_val)))),
                       true=exp.Literal.string("val"))]
     ranked = exp.select(exp.Star(), exp.alias_(rank, "__pql_rn", quoted=True),
                         exp.alias_(total, "__pql_n", quoted=True)).from_(exp.Table(this=exp.to_identifier(source, quoted=True)))

@@ -128,7 +128,8 @@ class StageBuilder:
               extra: Sequence[tuple[str, exp.Select]] = ()) -> exp.Select:
         ctes = [("anchors", anchors), ("population", population)] + planner.ctes + list(extra)
         for name, body in ctes:
-            select = select.with_(exp.to_identifier(name), as_=body)
+            # DuckDB: inline the anchors wherever used, so their statistics reach the aggregates
+            select = select.with_(exp.to_identifier(name), as_=body, materialized=False if name == "anchors" else None)
         return select
 
     def _final(self, scope: EntityScope, projections: list[exp.Expression], where: list[exp.Expression]) -> exp.Select:
