@@ -76,7 +76,7 @@ def test_empty_line_submits_an_incomplete_query(graph: pql.Graph) -> None:
     assert "error[E003]" in out and "missing FOR EACH" in out
 
 
-def test_tab_completes_in_the_session(graph: pql.Graph) -> None:
+def test_tab_and_enter_complete_in_the_session(graph: pql.Graph) -> None:
     out = io.StringIO()
     with create_pipe_input() as inp:
         repl = Repl(graph, input=inp, output=DummyOutput(), stdout=out, color=False)
@@ -90,8 +90,10 @@ def test_tab_completes_in_the_session(graph: pql.Graph) -> None:
             buf = repl.session.default_buffer
             inp.send_text("PREDICT SUM(transactions.pr")
             wait_for(lambda: buf.complete_state is not None and bool(buf.complete_state.completions))
-            inp.send_text("\t")
-            wait_for(lambda: "price" in buf.text)
+            inp.send_text("\t")  # highlights the only candidate, inserted as a preview
+            wait_for(lambda: buf.complete_state is not None and buf.complete_state.current_completion is not None)
+            inp.send_text(ENTER)  # takes the completion, does not end the line
+            wait_for(lambda: buf.complete_state is None)
             inp.send_text(", 0, 30) FOR EACH users.user_id" + ENTER + CTRL_D)
 
         thread = threading.Thread(target=typist, daemon=True)

@@ -97,9 +97,9 @@ class Repl:
     """One REPL session over a graph.
 
     ``input``/``output`` are prompt_toolkit's (tests pass a pipe input and a ``DummyOutput``);
-    ``stdout`` is where results go (default: the terminal output; a file or pipe gets plain text). ``history`` is a path or a
-    prompt_toolkit History (default: :func:`history_path`). ``color=False`` or ``NO_COLOR`` turns
-    colours off.
+    ``stdout`` is where results go (default: the terminal output; a file or a pipe gets plain
+    text). ``history`` is a path or a prompt_toolkit History (default: :func:`history_path`).
+    ``color=False`` or ``NO_COLOR`` turns colours off.
     """
 
     def __init__(self, graph: Graph, *, input: Any = None, output: Output | None = None,
@@ -116,7 +116,7 @@ class Repl:
         # Results go to the terminal through print_formatted_text; to a file or pipe as plain text
         # (print_formatted_text would end every line with "\r\n").
         self.result_file = stdout if stdout is not None and not stdout.isatty() else None
-        self.result_output = create_output(stdout=stdout) if stdout is not None else self.output
+        self.result_output = create_output(stdout=stdout) if stdout is not None and stdout.isatty() else self.output
         self.notices: list[str] = []
         if isinstance(history, History):
             hist = history
@@ -137,11 +137,14 @@ class Repl:
     # -- keys ----------------------------------------------------------------------------------
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
-        menu_open = Condition(lambda: (lambda s: s is not None and s.current_completion is not None)(
-            self.session.default_buffer.complete_state))
+
+        @Condition
+        def menu_open() -> bool:
+            state = self.session.default_buffer.complete_state
+            return state is not None and state.current_completion is not None
 
         @kb.add("enter", filter=menu_open)
-        def _take_completion(event: Any) -> None:
+        def _take_completion(event: Any) -> None:  # Enter on a highlighted completion takes it
             buf = event.current_buffer
             buf.apply_completion(buf.complete_state.current_completion)
 
