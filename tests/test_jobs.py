@@ -365,3 +365,15 @@ def test_buy_it_again_is_deterministic(bia_run, graph):
     res, _ = bia_run
     again = run(QUERIES["buy_it_again"], graph, ranker_params={})
     assert again.predictions.equals(res.predictions) and again.metrics == res.metrics
+
+
+def test_metrics_option_selects_and_orders_metrics(graph):
+    res = run(QUERIES["ltv"], graph, ranker="popularity", max_anchors=4, metrics="nmae,r2")
+    assert list(res.metrics["test"]) == ["nmae", "r2"] and res.info["tune_metric"] == "nmae"
+    train = np.asarray(res.training_table.filter(pc.equal(res.training_table.column("SPLIT"), "train"))
+                       .column("TARGET").to_pylist(), dtype=float)
+    mae = run(QUERIES["ltv"], graph, ranker="popularity", max_anchors=4, metrics="mae").metrics["test"]["mae"]
+    assert res.metrics["test"]["nmae"] == pytest.approx(mae / np.std(train, ddof=1))
+    with pytest.raises(PQLError) as e:
+        run(QUERIES["ltv"], graph, ranker="popularity", max_anchors=4, metrics="auroc")
+    assert e.value.code == "E602"

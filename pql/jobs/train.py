@@ -191,6 +191,7 @@ def _fit_and_select(job: _Job, ranker: str, ranker_params: dict[str, Any] | None
     kind = "pair" if job.task.is_pair else "node"
     grid = [ranker_params] if ranker_params is not None else PARAM_GRIDS.get(ranker, {}).get(kind, [{}])
     tune = M.tune_metric(job.ctx.names)
+    job.ctx.train_y = np.asarray(train.y) if train.y is not None else np.zeros(0)  # nmae's scale
     best: tuple[Any, M.Values, dict[str, Any]] | None = None
     tried = []
     for i, params in enumerate(grid):
@@ -205,7 +206,6 @@ def _fit_and_select(job: _Job, ranker: str, ranker_params: dict[str, Any] | None
         if best is None or _better(score, best[1][tune].value, tune):
             best = (model, val, params)
     model, val, params = best
-    job.ctx.train_y = np.asarray(train.y) if train.y is not None else np.zeros(0)
     return model, {"val": val}, {"tune_metric": tune, "selected_params": params, "tried": tried}
 
 
@@ -285,6 +285,8 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
     vq = cq.validated
     check_candidates(vq.task_type, cq.options.get("candidates", "all"))
     create_ranker(ranker, vq.task_type, seed=seed)  # E614 before any heavy work
+    M.select_metrics(vq.task_type, cq.options.get("metrics"), getattr(vq.query.problem, "k", None),
+                     cq.options.get("k_values"))  # E602 on a metric the task has not
     want_preds, want_emb = check_outputs(ranker_cls, cq.options.get("outputs"))
     step: StepChoice = choose_step(vq, db, cq.options.values)
     if step.step is not None:
