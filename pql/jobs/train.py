@@ -35,6 +35,7 @@ from .schedule import StepChoice, choose_step, label_end, purge
 __all__ = ["run", "RunResult", "PARAM_GRIDS", "PAIR_BASELINES"]
 
 SPLITS = ("val", "test")
+TUNE_MAX_ROWS = 250_000  # grid settings are compared on a sample of at most about this many rows
 PAIR_BASELINES = ("popularity", "history")
 WEIGHTS = {"compile": 1, "labels": 2, "features": 6, "fit": 8, "evaluate": 3, "predict": 3, "write": 1}
 
@@ -117,24 +118,23 @@ class _Job:
         self.ctx = EvalContext(task, names, task.k, M.k_values_for(opts.get("k_values")),
                                float(opts.get("threshold", 0.5)))
         self.sets: dict[str, Labelled] = {}
-        self.pair: Labelled | None = None
+        self.split_tables: dict[str, pa.Table] = {}  # pair tasks: each split's label rows
         self.history: dict[str, list[frozenset[Any]]] = {}
         self.info: dict[str, Any] = {}
-        self._parts: dict[str, FeatureSet] = {}
 
     # -- features ---------------------------------------------------------------------------------
     def build_features(self) -> None:
         if self.task.is_pair:
-            self.sp.sub("features: candidates and pair features", 0.05)
-            self.pair = pair_rows(self.db, self.vq, self.table, self.cq.options, "all")
-            for s in ("train", *SPLITS):
-                self.part(s)
-            fs = self.pair.fs  # the parts hold the features now; keep keys, labels and groups only
-            self.pair.fs = FeatureSet(keys=fs.keys, X=np.zeros((len(fs), 0), np.float32), names=[], y=fs.y,
-                                      group=fs.group)
+            # one feature call per split: no full matrix is ever copied into parts
+            for i, s in enumerate(("train", *SPLITS)):
+                self.sp.sub(f"features: candidates and pair features ({s})", 0.05 + 0.3 * i)
+                rows = self.table.filter(pc.equal(self.table.column("SPLIT"), s))
+                self.split_tables[s] = rows
+                self.sets[s] = pair_rows(self.db, self.vq, rows, self.cq.options, "all")
             if self.task.task_type is TaskType.TEMPORAL_LINK_PREDICTION:
-                self.sp.sub("features: purchase histories", 0.9)
-                self.history = {s: history_sets(self.db, self.vq, self.table, s, self.cq.options) for s in SPLITS}
+                self.sp.sub("features: purchase histories", 0.95)
+                self.history = {s: history_sets(self.db, self.vq, self.split_tables[s], s, self.cq.options)
+                                for s in SPLITS}
             return
         self.sp.sub("features: entity features", 0.05)
         lab = node_rows(self.db, self.vq, self.table, self.task)
@@ -167,46 +167,72 @@ class _Job:
         return keep
 
     def part(self, split: str) -> FeatureSet:
-        """The split's feature set (pair tasks: its candidate rows, taken once and kept)."""
-        if self.pair is None:
-            return self.sets[split].fs
-        if split not in self._parts:
-            self._parts[split] = self.pair.fs.take(np.flatnonzero(self.pair.split == split))
-        return self._parts[split]
+        return self.sets[split].fs
 
     # -- evaluation -------------------------------------------------------------------------------
-    def evaluate(self, scores_of: Any, split: str) -> M.Values:
-        fs = self.part(split)
+    def evaluate(self, scores_of: Any, split: str, fs: FeatureSet | None = None) -> M.Values:
+        fs = self.part(split) if fs is None else fs
         scores = scores_of(fs)
-        if self.pair is not None:
-            return pair_metrics(self.ctx, fs, scores, self.table, split, self.pair.group_rows,
+        if self.task.is_pair:
+            return pair_metrics(self.ctx, fs, scores, self.split_tables[split], split, self.sets[split].group_rows,
                                 self.history.get(split))
         return node_metrics(self.ctx, np.asarray(fs.y), scores)
 
 
+def _subsample(fs: FeatureSet, max_rows: int, seed: int) -> FeatureSet:
+    """About ``max_rows`` rows of ``fs`` drawn with ``seed``: whole groups for pair tasks."""
+    if len(fs) <= max_rows:
+        return fs
+    rng = np.random.default_rng(seed)
+    share = max_rows / len(fs)
+    if fs.group is not None:
+        groups = np.unique(fs.group)
+        keep = np.isin(fs.group, groups[rng.random(len(groups)) < share])
+    else:
+        keep = rng.random(len(fs)) < share
+    return fs.take(np.flatnonzero(keep))
+
+
 def _fit_and_select(job: _Job, ranker: str, ranker_params: dict[str, Any] | None) -> tuple[Any, dict[str, M.Values], dict]:
-    """Fit each setting of the grid on train, keep the best on val by the tune metric."""
-    train = job.part("train")
-    valid = job.part("val")
+    """Fit each setting of the grid on train, keep the best on val by the tune metric.
+
+    On a large training set the settings are compared on a sample of it (``TUNE_MAX_ROWS``) and
+    the chosen one is then fitted on all of it. Test is never looked at.
+    """
+    train, valid = job.part("train"), job.part("val")
     kind = "pair" if job.task.is_pair else "node"
     grid = [ranker_params] if ranker_params is not None else PARAM_GRIDS.get(ranker, {}).get(kind, [{}])
     tune = M.tune_metric(job.ctx.names)
     job.ctx.train_y = np.asarray(train.y) if train.y is not None else np.zeros(0)  # nmae's scale
+    sample = _subsample(train, TUNE_MAX_ROWS, job.seed) if len(grid) > 1 else train
+    refit = sample is not train
+    steps = len(grid) + (1 if refit else 0)
     best: tuple[Any, M.Values, dict[str, Any]] | None = None
     tried = []
     for i, params in enumerate(grid):
-        def sub(msg: str, frac: float, i: int = i) -> None:
-            job.sp.sub(msg, (i + frac) / len(grid))
-
-        model = create_ranker(ranker, job.task.task_type, seed=job.seed, **params)
-        model.fit(train, job.task, valid=valid, progress=sub)
+        model = _fit(job, ranker, params, sample, valid, i, steps)
         val = job.evaluate(model.predict, "val")
-        score = val[tune].value
-        tried.append({"params": params, tune: score})
-        if best is None or _better(score, best[1][tune].value, tune):
+        tried.append({"params": params, tune: val[tune].value})
+        if best is None or _better(val[tune].value, best[1][tune].value, tune):
             best = (model, val, params)
     model, val, params = best
-    return model, {"val": val}, {"tune_metric": tune, "selected_params": params, "tried": tried}
+    if refit:
+        model = _fit(job, ranker, params, train, valid, steps - 1, steps)
+        val = job.evaluate(model.predict, "val")
+    info = {"tune_metric": tune, "selected_params": params, "tried": tried}
+    if refit:
+        info["tuned_on_rows"] = len(sample)
+    return model, {"val": val}, info
+
+
+def _fit(job: _Job, ranker: str, params: dict[str, Any], train: FeatureSet, valid: FeatureSet, i: int,
+         steps: int) -> Any:
+    def sub(msg: str, frac: float) -> None:
+        job.sp.sub(msg, (i + frac) / steps)
+
+    model = create_ranker(ranker, job.task.task_type, seed=job.seed, **params)
+    model.fit(train, job.task, valid=valid, progress=sub)
+    return model
 
 
 def _better(new: float | None, old: float | None, metric: str) -> bool:
@@ -385,9 +411,9 @@ def _info(job: _Job, cq: Any, step: StepChoice, selection: dict, pred: Predictio
     info.update(job.info["counts"])
     info["purged_rows"] = job.info.get("purged_rows", 0)
     info.update(selection)
-    if job.pair is not None:
-        info["candidate_recall"] = {s: candidate_recall(job.pair, np.flatnonzero(job.pair.split == s), job.table, s)
-                                    for s in SPLITS}
+    if job.task.is_pair:
+        info["candidate_recall"] = {s: candidate_recall(job.sets[s], np.arange(len(job.sets[s].fs)),
+                                                        job.split_tables[s], s) for s in SPLITS}
     info["prediction_anchor"] = str(pred.anchor) if pred.anchor is not None else None
     info["prediction_rows"] = pred.predictions.num_rows
     info["embeddings"] = want_emb
