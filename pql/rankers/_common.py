@@ -87,16 +87,20 @@ def heuristic_pair_score(data: FeatureSet) -> np.ndarray:
 
 
 def sample_pair_rows(y: np.ndarray, group: np.ndarray, negatives: int, rng: np.random.Generator,
-                     hard: np.ndarray | None = None, hard_share: float = 0.5) -> np.ndarray:
+                     hard: np.ndarray | None = None, hard_share: float = 0.5,
+                     with_weights: bool = False) -> Any:
     """Rows kept for training a pair model: every positive and up to ``negatives`` negatives per group.
 
     Groups without a positive carry no signal for ranking and are dropped. A ``hard_share`` of the
     negatives are the group's highest-``hard`` ones (ties by row order); the rest are drawn uniformly
-    with ``rng``. Returns sorted row indices, so the output keeps the input's group order.
+    with ``rng``. Returns sorted row indices, so the output keeps the input's group order; with
+    ``with_weights`` also each kept row's inverse inclusion probability (1 for positives and hard
+    negatives), which makes a weighted loss on the sample estimate the loss on every candidate.
     """
     bounds = group_bounds(group)
     pos = np.asarray(y) > 0.5
     keep: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
     n_hard = int(round(negatives * hard_share)) if hard is not None else 0
     for g in range(len(bounds) - 1):
         lo, hi = int(bounds[g]), int(bounds[g + 1])
@@ -104,21 +108,29 @@ def sample_pair_rows(y: np.ndarray, group: np.ndarray, negatives: int, rng: np.r
         if not gpos.any():
             continue
         neg = np.flatnonzero(~gpos) + lo
-        keep.append(np.flatnonzero(gpos) + lo)
+        p = np.flatnonzero(gpos) + lo
         if len(neg) <= negatives:
-            keep.append(neg)
+            keep += [p, neg]
+            weights += [np.ones(len(p) + len(neg))]
             continue
         chosen = np.zeros(len(neg), dtype=bool)
         if n_hard:
             order = np.argsort(-hard[neg], kind="stable")
             chosen[order[:n_hard]] = True
         rest = np.flatnonzero(~chosen)
-        chosen[rng.choice(rest, size=negatives - int(chosen.sum()), replace=False)] = True
-        keep.append(neg[chosen])
+        drawn = rng.choice(rest, size=negatives - int(chosen.sum()), replace=False)
+        w = np.ones(len(neg))
+        w[drawn] = len(rest) / len(drawn)
+        chosen[drawn] = True
+        keep += [p, neg[chosen]]
+        weights += [np.ones(len(p)), w[chosen]]
     if not keep:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate(keep)).astype(np.int64)
-
+        rows, w = np.zeros(0, dtype=np.int64), np.zeros(0)
+    else:
+        rows, w = np.concatenate(keep).astype(np.int64), np.concatenate(weights)
+        order = np.argsort(rows, kind="stable")
+        rows, w = rows[order], w[order]
+    return (rows, w) if with_weights else rows
 
 def resolve_params(ranker: str, defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """``defaults`` overridden by ``params``; an unknown name is E601 with did-you-mean, a value of

@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": "squared_error",         # regression / forecasting
     "negatives_per_group": 40,       # pair tasks: negatives kept per (entity, anchor)
     "hard_share": 0.5,               # of those, the share taken hardest-first
+    "weighted": True,                # weight sampled negatives by their inverse inclusion probability
     "pairs_per_positive": 4,         # pairwise: negatives paired with each positive
     "reference_size": 16,            # pairwise: reference rows a score is averaged over
     "importance_rows": 2000,         # rows kept for permutation importance
@@ -89,8 +90,9 @@ class GBDTRanker(Ranker):
         rng = np.random.default_rng(self.seed)
         if progress:
             progress("gbdt: preparing rows", 0.0)
+        weight = None
         if task.is_pair:
-            X, target, val = self._pair_rows(train, y, valid, rng)
+            X, target, weight, val = self._pair_rows(train, y, valid, rng)
         else:
             X, target = train.X, self._node_target(y, task)
             val = self._node_valid(valid, task)
@@ -103,9 +105,10 @@ class GBDTRanker(Ranker):
             progress(f"gbdt: boosting on {len(target):,} rows", 0.1)
         with limited_threads(int(self.config["n_threads"])):
             if val is not None:
-                self.model.fit(X, target, X_val=val[0], y_val=val[1])
+                self.model.fit(X, target, sample_weight=weight, X_val=val[0], y_val=val[1],
+                               sample_weight_val=val[2] if len(val) > 2 else None)
             else:
-                self.model.fit(X, target)
+                self.model.fit(X, target, sample_weight=weight)
         if task.task_type == TaskType.MULTICLASS_CLASSIFICATION:
             self.class_index = np.asarray(self.model.classes_, dtype=np.int64)
         self.task = task
@@ -130,23 +133,28 @@ class GBDTRanker(Ranker):
             return None
         return valid.X, vy
 
-    def _pair_sample(self, data: FeatureSet, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _pair_sample(self, data: FeatureSet, y: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sampled rows and their weights (inverse inclusion probabilities, or 1 when unweighted)."""
         c = self.config
-        return sample_pair_rows(y, data.group, int(c["negatives_per_group"]), rng,
-                                hard=heuristic_pair_score(data), hard_share=float(c["hard_share"]))
+        rows, weight = sample_pair_rows(y, data.group, int(c["negatives_per_group"]), rng,
+                                        hard=heuristic_pair_score(data), hard_share=float(c["hard_share"]),
+                                        with_weights=True)
+        return rows, (weight if c["weighted"] else np.ones(len(rows)))
 
     def _pair_rows(self, train: FeatureSet, y: np.ndarray, valid: FeatureSet | None,
                    rng: np.random.Generator):
-        rows = self._pair_sample(train, y, rng)
+        rows, weight = self._pair_sample(train, y, rng)
         X, target = train.X[rows], (y[rows] > 0.5).astype(np.int64)
-        val = None
+        val: tuple | None = None
         if valid is not None and valid.y is not None and valid.group is not None and self.config["early_stopping"]:
             vy = np.asarray(valid.y)
-            vrows = self._pair_sample(valid, vy, np.random.default_rng(self.seed + 1))
+            vrows, vweight = self._pair_sample(valid, vy, np.random.default_rng(self.seed + 1))
             if len(np.unique(vy[vrows])) == 2:
-                val = (valid.X[vrows], (vy[vrows] > 0.5).astype(np.int64))
+                val = (valid.X[vrows], (vy[vrows] > 0.5).astype(np.int64), vweight)
         if self.config["objective"] == "pairwise":
             X, target = self._pairwise_rows(X, target, train.group[rows], rng)
+            weight = None
             if val is not None:
                 vg = valid.group[vrows]
                 val = self._pairwise_rows(val[0], val[1], vg, np.random.default_rng(self.seed + 2))
@@ -154,7 +162,7 @@ class GBDTRanker(Ranker):
             pick = rng.choice(len(negatives), size=min(len(negatives), int(self.config["reference_size"])),
                               replace=False)
             self.reference = negatives[np.sort(pick)]
-        return X, target, val
+        return X, target, weight, val
 
     def _pairwise_rows(self, X: np.ndarray, rel: np.ndarray, group: np.ndarray,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +195,7 @@ class GBDTRanker(Ranker):
         if n <= 0 or len(data) == 0:
             return None
         if self.task.is_pair and data.group is not None:
-            rows = self._pair_sample(data, np.asarray(data.y), rng)
+            rows, _ = self._pair_sample(data, np.asarray(data.y), rng)
         else:
             rows = np.arange(len(data))
         if len(rows) > n:

@@ -33,29 +33,38 @@ from pql.tasks import FeatureSet, TaskInfo
 __all__ = ["TorchRanker"]
 
 DEFAULTS: dict[str, Any] = {
-    "hidden": 128,
+    "hidden": 64,
     "layers": 2,
-    "dropout": 0.1,
+    "dropout": 0.0,
     "embedding_dim": 32,
     "epochs": 8,
     "min_steps": 400,              # at least this many optimiser steps (more epochs on small data)
     "patience": 2,                 # epochs without a validation gain before stopping
-    "batch_size": 1024,
+    "batch_size": 2048,
     "learning_rate": 3e-3,
     "weight_decay": 1e-5,
     "loss": "mse",                 # regression / forecasting: "mse", "l1" or "huber"
     "negatives_per_group": 40,     # pair tasks, per epoch
     "hard_share": 0.5,
+    "weighted": True,              # weight sampled negatives by their inverse inclusion probability
     "n_threads": 0,                # 0: half the CPUs
 }
 _LOSSES = ("mse", "l1", "huber")
 
 
 class _Standardizer:
-    """Signed log, median fill, z-score, clip; missing indicators for columns with NaN in training."""
+    """Signed log, median fill, z-score, clip; missing indicators for columns with NaN in training.
+
+    Statistics come from at most ``FIT_ROWS`` evenly spaced rows; transforms run in float32, in
+    place, a block of rows at a time (the flagship's candidate sets have millions of rows)."""
+
+    FIT_ROWS = 200_000
+    BLOCK = 262_144
 
     def fit(self, X: np.ndarray) -> "_Standardizer":
-        Z = _slog(X)
+        if len(X) > self.FIT_ROWS:
+            X = X[np.linspace(0, len(X) - 1, self.FIT_ROWS).astype(np.int64)]
+        Z = _slog(X).astype(np.float64)
         nan = np.isnan(Z)
         self.missing = np.flatnonzero(nan.any(axis=0))
         with np.errstate(all="ignore"), _quiet():
@@ -72,16 +81,27 @@ class _Standardizer:
         return len(self.mean) + len(self.missing)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        Z = _slog(X)
-        nan = np.isnan(Z)
-        Z = (np.where(nan, self.median, Z) - self.mean) / self.std
-        out = np.clip(Z, -8.0, 8.0)
-        return np.hstack([out, nan[:, self.missing]]).astype(np.float32)
+        d = len(self.mean)
+        out = np.empty((len(X), self.width), dtype=np.float32)
+        median, mean = self.median.astype(np.float32), self.mean.astype(np.float32)
+        inv_std = (1.0 / self.std).astype(np.float32)
+        for lo in range(0, len(X), self.BLOCK):
+            Z = _slog(X[lo:lo + self.BLOCK])
+            nan = np.isnan(Z)
+            np.copyto(Z, median, where=nan)  # median broadcasts over the block's rows
+            Z -= mean
+            Z *= inv_std
+            np.clip(Z, -8.0, 8.0, out=Z)
+            out[lo:lo + len(Z), :d] = Z
+            out[lo:lo + len(Z), d:] = nan[:, self.missing]
+        return out
 
 
 def _slog(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    return np.sign(X) * np.log1p(np.abs(X))
+    """sign(x) * log(1 + |x|) as a new float32 array."""
+    Z = np.abs(np.asarray(X, dtype=np.float32))
+    np.log1p(Z, out=Z)
+    return np.copysign(Z, X, out=Z)
 
 
 @contextlib.contextmanager
@@ -121,7 +141,9 @@ def _set_deterministic(torch: Any, mode: bool) -> None:
 
 
 class _AdamW:
-    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW computes it.
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW computes it;
+    sparse gradients (embedding tables) update only the rows a batch touched ("lazy" Adam, as
+    torch.optim.SparseAdam), so a step costs the batch, not the table.
 
     Written out because torch.optim imports the dynamo compiler on first use, which costs seconds
     on a small machine for nothing pql needs."""
@@ -146,11 +168,25 @@ class _AdamW:
             for p, m, v in zip(self.params, self.m, self.v):
                 if p.grad is None:
                     continue
+                if p.grad.is_sparse:
+                    self._sparse_step(p, m, v, c1, c2)
+                    continue
                 p.mul_(1 - self.lr * self.wd)
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
                 denom = (v / c2).sqrt_().add_(self.eps)
                 p.addcdiv_(m, denom, value=-self.lr / c1)
+
+
+    def _sparse_step(self, p: Any, m: Any, v: Any, c1: float, c2: float) -> None:
+        b1, b2 = self.betas
+        grad = p.grad.coalesce()
+        rows, g = grad.indices()[0], grad.values()
+        mr = m[rows].mul_(b1).add_(g, alpha=1 - b1)
+        vr = v[rows].mul_(b2).addcmul_(g, g, value=1 - b2)
+        m[rows], v[rows] = mr, vr
+        pr = p[rows].mul_(1 - self.lr * self.wd)
+        p[rows] = pr.addcdiv_(mr, (vr / c2).sqrt_().add_(self.eps), value=-self.lr / c1)
 
 
 def _build(arch: dict[str, Any]) -> Any:
@@ -180,9 +216,9 @@ def _build(arch: dict[str, Any]) -> Any:
             dim = arch["embedding_dim"]
             self.mlp = MLP(arch["d_in"], 1)
             # one extra row each for codes never seen (out of range)
-            self.entity = nn.Embedding(arch["n_entities"] + 1, dim)
-            self.cls = nn.Embedding(arch["n_classes"] + 1, dim)
-            self.bias = nn.Embedding(arch["n_classes"] + 1, 1)
+            self.entity = nn.Embedding(arch["n_entities"] + 1, dim, sparse=True)
+            self.cls = nn.Embedding(arch["n_classes"] + 1, dim, sparse=True)
+            self.bias = nn.Embedding(arch["n_classes"] + 1, 1, sparse=True)
             for table in (self.entity, self.cls):
                 nn.init.normal_(table.weight, std=0.05)
             nn.init.zeros_(self.bias.weight)
@@ -348,23 +384,25 @@ class TorchRanker(Ranker):
         rel = (y > 0.5).astype(np.float32)
         hard = heuristic_pair_score(train)
         rng = np.random.default_rng(self.seed)
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
         c = self.config
 
-        def sample() -> np.ndarray:
-            return sample_pair_rows(y, train.group, int(c["negatives_per_group"]), rng, hard=hard,
-                                    hard_share=float(c["hard_share"]))
+        def sample() -> tuple[np.ndarray, np.ndarray]:
+            rows, weight = sample_pair_rows(y, train.group, int(c["negatives_per_group"]), rng, hard=hard,
+                                            hard_share=float(c["hard_share"]), with_weights=True)
+            return rows, (weight if c["weighted"] else np.ones(len(rows))).astype(np.float32)
 
         first = sample()
 
         def run_epoch(opt: Any, epoch: int) -> float:
-            rows = first if epoch == 0 else sample()
+            rows, weight = first if epoch == 0 else sample()
             tX, te, tc = (torch.from_numpy(a[rows]) for a in (X, ent, cls))
-            tr = torch.from_numpy(rel[rows])
+            tr, tw = torch.from_numpy(rel[rows]), torch.from_numpy(weight)
             total = 0.0
             for idx in self._batches(torch, len(rows), epoch):
                 opt.zero_grad()
-                loss = loss_fn(self.net(tX[idx], te[idx], tc[idx]), tr[idx])
+                w = tw[idx]
+                loss = (loss_fn(self.net(tX[idx], te[idx], tc[idx]), tr[idx]) * w).sum() / w.sum()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
@@ -374,8 +412,9 @@ class TorchRanker(Ranker):
         if valid is not None and valid.y is not None and valid.group is not None and len(valid):
             k = int(self.task.k or 10)
             vy, vg = np.asarray(valid.y), valid.group
-            evaluate = lambda: grouped_map_at_k(self._pair_scores(torch, valid), vy, vg, k)  # noqa: E731
-        self._loop(torch, self._epochs(len(first)), run_epoch, evaluate, progress)
+            vX = self.scaler.transform(self._aligned(valid))
+            evaluate = lambda: grouped_map_at_k(self._pair_scores(torch, valid, vX), vy, vg, k)  # noqa: E731
+        self._loop(torch, self._epochs(len(first[0])), run_epoch, evaluate, progress)
 
     def _codes(self, data: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
         def clip(key: str, n: int) -> np.ndarray:
@@ -395,8 +434,9 @@ class TorchRanker(Ranker):
         index = {n: i for i, n in enumerate(data.names)}
         return data.X[:, [index[n] for n in self.names]]
 
-    def _pair_scores(self, torch: Any, data: FeatureSet) -> np.ndarray:
-        X = self.scaler.transform(self._aligned(data))
+    def _pair_scores(self, torch: Any, data: FeatureSet, X: np.ndarray | None = None) -> np.ndarray:
+        if X is None:
+            X = self.scaler.transform(self._aligned(data))
         ent, cls = self._codes(data)
         out = np.empty(len(data), dtype=np.float64)
         step = 65536
