@@ -9,6 +9,8 @@ Every feature for (entity, anchor a) reads only rows with time <= a; an end time
 reads as NULL; untimed tables are static (PQL-SPEC §7.5).
 """
 
+from .candidates import candidate_recall, candidates
 from .entity import entity_features
+from .pairs import PAIR_FEATURES, pair_features
 
-__all__ = ["entity_features"]
+__all__ = ["entity_features", "candidates", "pair_features", "candidate_recall", "PAIR_FEATURES"]

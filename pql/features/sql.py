@@ -22,7 +22,7 @@ from sqlglot import exp
 from pql.errors import PQLInternalError
 from pql.graph import TableSchema
 
-__all__ = ["tpl", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
+__all__ = ["tpl", "render", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
            "visible", "days_between", "FAR_FUTURE", "FAR_PAST", "ts_literal"]
 
 FAR_FUTURE = "9999-12-31 00:00:00"  # the visibility bound of a NULL (static) anchor: everything visible
@@ -68,20 +68,21 @@ def tpl(sql: str, **subs: Any) -> exp.Expression:
     return out
 
 
-def _sql(statement: exp.Expression) -> str:
+def render(statement: exp.Expression) -> str:
+    """The DuckDB text of a statement (rendered once, right before it runs)."""
     return statement.sql(dialect="duckdb")
 
 
 def run(con: duckdb.DuckDBPyConnection, statement: exp.Expression) -> None:
     try:
-        con.execute(_sql(statement))
+        con.execute(render(statement))
     except duckdb.Error as e:  # SQL we generated failed: our bug
         raise PQLInternalError(f"internal error, please report: feature SQL failed: {type(e).__name__}: {e}") from None
 
 
 def fetch(con: duckdb.DuckDBPyConnection, statement: exp.Expression) -> pa.Table:
     try:
-        return con.sql(_sql(statement)).to_arrow_table()
+        return con.sql(render(statement)).to_arrow_table()
     except duckdb.Error as e:
         raise PQLInternalError(f"internal error, please report: feature SQL failed: {type(e).__name__}: {e}") from None
 
@@ -91,7 +92,7 @@ def fetch_into(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.
     """Run ``statement`` and scatter its ``names`` columns into ``X[row, col0:]`` by its ``row_col``
     column (row indices), in record batches so a wide result is never held twice. Returns rows read."""
     try:
-        reader = con.sql(_sql(statement)).to_arrow_reader(batch_rows)
+        reader = con.sql(render(statement)).to_arrow_reader(batch_rows)
     except duckdb.Error as e:
         raise PQLInternalError(f"internal error, please report: feature SQL failed: {type(e).__name__}: {e}") from None
     n = 0
@@ -130,7 +131,7 @@ def temp_table(con: duckdb.DuckDBPyConnection, select: exp.Expression, kind: str
     try:
         yield name
     finally:
-        con.execute(_sql(tpl("DROP TABLE IF EXISTS __name", name=name)))
+        con.execute(render(tpl("DROP TABLE IF EXISTS __name", name=name)))
 
 
 def visible(table: TableSchema, alias: str, bound: exp.Expression) -> exp.Expression | None:
