@@ -78,10 +78,6 @@ def test_diff_check_catches_other_changes() -> None:
 
 # -- the script runs end to end ------------------------------------------------------------------------
 def test_script_runs_on_generated_data(tmp_path: Path) -> None:
-    import pql.features
-
-    if not hasattr(pql.features, "candidates"):
-        pytest.skip("link-prediction features (pql.features.candidates) are not there yet")
     data = tmp_path / "shop"
     data.mkdir()
     for name in ("users", "items", "transactions"):
