@@ -445,3 +445,18 @@ def test_init_renders_uncaught_errors(data: Path, tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error[E102]: table 'transactions' has no column 'prce'; did you mean 'price'?")
     assert "1 | PREDICT SUM(transactions.prce, 0, 30)\n  |             ^^^^^^^^^^^^^^^^^" in proc.stderr
+
+
+def test_predict_waits_for_a_running_fit(graph: pql.Graph) -> None:
+    pquery = pql.PredictiveQuery(graph=graph, query=CHURN)
+    plan = pquery.suggest_model_plan()
+    plan.ranker, plan.ranker_params = "gbdt", {"max_iter": 10}
+    trainer = pql.Trainer(plan)
+    fit = trainer.fit(graph=graph, train_table=pquery.generate_training_table(non_blocking=True), non_blocking=True,
+                      custom_tags={"team": "growth"})
+    pred = trainer.predict(graph=graph, prediction_table=pquery.generate_prediction_table(non_blocking=True),
+                           non_blocking=True)
+    result = pred.result(timeout=300)
+    assert fit.status() is JobStatus.DONE and trainer.custom_tags == {"team": "growth"}
+    assert result.tables["predictions"].equals(fit.result().run.predictions)
+    assert pred.summary().num_entities_predicted == result.tables["predictions"].num_rows

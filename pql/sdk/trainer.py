@@ -177,6 +177,7 @@ class Trainer:
         self.model_plan = model_plan
         self._job: TrainingJobResult | TrainingJob | None = None
         self._loaded: str | None = None  # the job id of Trainer.load
+        self.custom_tags: dict[str, str] = {}
 
     @classmethod
     def load(cls, job_id: str) -> "Trainer":
@@ -208,6 +209,7 @@ class Trainer:
             return _fit(job_id, graph, table, plan)
 
         result: Any = TrainingJob("trainingjob", work, job_id=job_id) if non_blocking else work()
+        self.custom_tags = dict(custom_tags or {})  # accepted as Kumo does; kept for the caller
         self._job = result
         return result
 
@@ -226,10 +228,14 @@ class Trainer:
                               code="E602", hints=["e.g. pql.LocalConnector('out/')"])
         if output_connector is not None and not output_table_name:
             raise PQLRunError("output_table_name is required with output_connector", code="E602")
-        model_dir = self._model_dir(training_job_id)
+        if training_job_id is None and self._loaded is None and self._job is None:
+            raise PQLRunError("this Trainer has not been fit, so it has no model to predict with", code="E632",
+                              hints=["call trainer.fit(graph=..., train_table=...) first, or pass "
+                                     "training_job_id= of a finished training job"])
         job_id = new_job_id("bp-job")
 
         def work() -> BatchPredictionJobResult:
+            model_dir = self._model_dir(training_job_id)  # waits for this trainer's running fit
             table = resolve(prediction_table, PredictionTable, "prediction_table",
                             "pass pquery.generate_prediction_table()")
             return _predict(job_id, graph, table, model_dir, kinds, output_connector, output_table_name)
@@ -237,15 +243,10 @@ class Trainer:
         return BatchPredictionJob("bp-job", work, job_id=job_id) if non_blocking else work()
 
     def _model_dir(self, training_job_id: str | None) -> Path:
-        if training_job_id is not None:
-            return _model_dir(training_job_id)
-        if self._loaded is not None:
-            return _model_dir(self._loaded)
-        if self._job is None:
-            raise PQLRunError("this Trainer has not been fit, so it has no model to predict with", code="E632",
-                              hints=["call trainer.fit(graph=..., train_table=...) first, or pass "
-                                     "training_job_id= of a finished training job"])
-        return _model_dir(self._job.result().job_id)  # waits for a non-blocking fit
+        job = self._job
+        if job is not None and training_job_id in (None, job.job_id):
+            return _model_dir(job.result().job_id)  # waits for a non-blocking fit; raises its error
+        return _model_dir(training_job_id if training_job_id is not None else self._loaded)
 
 
 def _model_dir(job_id: str) -> Path:
