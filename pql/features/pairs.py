@@ -231,10 +231,14 @@ def _affinity_tables(con: duckdb.DuckDBPyConnection, src: EventSource, affinity:
     dsubs.update({f"ac{j}": c for j, c in enumerate(affinity)})
     values = ", ".join(f"d.__ac{j} AS v{j}" for j in range(len(affinity)))
     sets = ", ".join(f"(ph.gid, d.__ac{j})" for j in range(len(affinity)))
+    visible = ""  # a destination row created after the anchor has no attributes yet (§7.5)
+    if dtab.time_column:
+        dsubs["dt"] = dtab.time_column
+        visible = " AND d.__dt <= q.av"
     subs["aff"] = stack.enter_context(temp_table(con, tpl(
-        f"SELECT ph.gid, {values}, SUM(ph.n) AS n FROM __ph AS ph JOIN __dtab AS d ON d.__dpk = ph.c "
-        f"GROUP BY GROUPING SETS ({sets})", **subs, **dsubs), "aff"))
-    joins = " LEFT JOIN __dtab AS d ON d.__dpk = f.c"
+        f"SELECT ph.gid, {values}, SUM(ph.n) AS n FROM __ph AS ph JOIN __fg AS q ON q.gid = ph.gid "
+        f"JOIN __dtab AS d ON d.__dpk = ph.c{visible} GROUP BY GROUPING SETS ({sets})", **subs, **dsubs), "aff"))
+    joins = f" LEFT JOIN __dtab AS d ON d.__dpk = f.c{visible}"
     for j in range(len(affinity)):
         joins += (f" LEFT JOIN (SELECT gid, v{j}, n AS n{j} FROM __aff WHERE v{j} IS NOT NULL) AS af{j} "
                   f"ON af{j}.gid = f.gid AND af{j}.v{j} = d.__ac{j}")
