@@ -186,36 +186,29 @@ RANK_METRIC_KINDS = ("map", "precision", "recall", "ndcg", "hit")
 
 
 def _dedup(items: Iterable[Any], limit: int) -> list[Any]:
-    seen: set[Any] = set()
-    out: list[Any] = []
-    for it in items:
-        if it not in seen:
-            seen.add(it)
-            out.append(it)
-            if len(out) == limit:
-                break
-    return out
+    """The first occurrence of each item, in order, cut to ``limit``."""
+    return list(dict.fromkeys(items))[:limit]
 
 
 def _row_metrics(predicted: Sequence[Any], truth: frozenset[Any], ks: Sequence[int], kmax: int) -> dict[str, float]:
     plist = _dedup(predicted, kmax)
     rel = np.zeros(kmax, dtype=np.float64)
-    for i, item in enumerate(plist):
-        if item in truth:
-            rel[i] = 1.0
+    rel[:len(plist)] = [item in truth for item in plist]
     positions = np.arange(1, kmax + 1, dtype=np.float64)
     cum = np.cumsum(rel)
-    prec_at = cum / positions
+    ap_cum = np.cumsum(rel * cum / positions)  # Σ_{i≤k} rel_i · precision@i
     discount = 1.0 / np.log2(positions + 1.0)
+    dcg_cum = np.cumsum(rel * discount)
+    ideal_cum = np.cumsum(discount)
     nt = len(truth)
     out: dict[str, float] = {}
     for k in ks:
         hits = float(cum[k - 1])
-        out[f"map@{k}"] = float(np.sum(rel[:k] * prec_at[:k])) / min(nt, k)
+        m = min(nt, k)
+        out[f"map@{k}"] = float(ap_cum[k - 1]) / m
         out[f"precision@{k}"] = hits / k
         out[f"recall@{k}"] = hits / nt
-        ideal = float(np.sum(discount[:min(nt, k)]))
-        out[f"ndcg@{k}"] = float(np.sum(rel[:k] * discount[:k])) / ideal
+        out[f"ndcg@{k}"] = float(dcg_cum[k - 1]) / float(ideal_cum[m - 1])
         out[f"hit@{k}"] = 1.0 if hits >= 1 else 0.0
     first = np.flatnonzero(rel)
     out["mrr"] = 1.0 / (first[0] + 1) if len(first) else 0.0

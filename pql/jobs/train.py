@@ -35,7 +35,7 @@ from .schedule import StepChoice, choose_step, label_end, purge
 __all__ = ["run", "RunResult", "PARAM_GRIDS", "PAIR_BASELINES"]
 
 SPLITS = ("val", "test")
-TUNE_MAX_ROWS = 250_000  # grid settings are compared on a sample of at most about this many rows
+TUNE_MAX_ROWS = 1_000_000  # grid settings are compared on a sample of at most about this many rows
 PAIR_BASELINES = ("popularity", "history")
 WEIGHTS = {"compile": 1, "labels": 2, "features": 6, "fit": 8, "evaluate": 3, "predict": 3, "write": 1}
 
