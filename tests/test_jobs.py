@@ -268,10 +268,7 @@ def test_embeddings_output_from_a_ranker_that_makes_them(graph, tmp_path):
 
 # -- pair tasks: buy it again ---------------------------------------------------------------------------
 
-import pql.features as _features  # noqa: E402
-
-needs_pairs = pytest.mark.skipif(not hasattr(_features, "candidates"),
-                                 reason="pql.features.candidates / pair_features not there yet")
+BIA_OPTIONS = {"ranker_params": {"max_iter": 40}, "max_anchors": 5}
 
 POST_FILTER = """
 SELECT p.* FROM PREDICTIONS AS p
@@ -283,10 +280,8 @@ ORDER BY p.ENTITY, p.RANK;
 
 @pytest.fixture(scope="module")
 def bia_run(graph, tmp_path_factory):
-    if not hasattr(_features, "candidates"):
-        pytest.skip("pql.features.candidates / pair_features not there yet")
     out = tmp_path_factory.mktemp("runs") / "bia"
-    return run(QUERIES["buy_it_again"], graph, out_dir=out, ranker_params={}), out
+    return run(QUERIES["buy_it_again"], graph, out_dir=out, **BIA_OPTIONS), out
 
 
 def _history(graph, anchor) -> dict[int, set[int]]:
@@ -303,7 +298,6 @@ def _history(graph, anchor) -> dict[int, set[int]]:
     return out
 
 
-@needs_pairs
 def test_buy_it_again_run_outputs(bia_run):
     res, out = bia_run
     meta = _check_run_folder(out, "temporal_link_prediction", "gbdt")
@@ -321,7 +315,6 @@ def test_buy_it_again_run_outputs(bia_run):
     assert meta["metrics"]["test"]["map@10"] >= meta["baselines"]["popularity"]["test"]["map@10"]
 
 
-@needs_pairs
 def test_candidates_history_ranks_only_bought_items(bia_run, graph):
     res, out = bia_run
     hist = predict(out, candidates="history").predictions
@@ -337,7 +330,6 @@ def test_candidates_history_ranks_only_bought_items(bia_run, graph):
         assert [r for r, _ in rows] == list(range(1, len(rows) + 1))
 
 
-@needs_pairs
 def test_spec_post_filter_sql_gives_the_history_output(bia_run, graph):
     """§13: the post-filter over predictions of >= all items, cut to 50 per user, equals candidates = "history"."""
     from pql.session import Session
@@ -360,10 +352,9 @@ def test_spec_post_filter_sql_gives_the_history_output(bia_run, graph):
     assert subset.num_rows and all(r["CLASS"] in expected[r["ENTITY"]] for r in subset.to_pylist())
 
 
-@needs_pairs
 def test_buy_it_again_is_deterministic(bia_run, graph):
     res, _ = bia_run
-    again = run(QUERIES["buy_it_again"], graph, ranker_params={})
+    again = run(QUERIES["buy_it_again"], graph, **BIA_OPTIONS)
     assert again.predictions.equals(res.predictions) and again.metrics == res.metrics
 
 
