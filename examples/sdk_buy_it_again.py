@@ -5,15 +5,16 @@
 #
 #   python examples/sdk_buy_it_again.py [DATA_DIR]
 #
-# DATA_DIR holds users, items and transactions as .parquet or .csv files (default: the Complete
-# Journey folder prepared by examples/buy_it_again/prepare.py, relative to the current directory).
-# Predictions and embeddings are written back to DATA_DIR by the output connector.
+# DATA_DIR holds users, items and transactions as .parquet or .csv files, with the recipe's column
+# names (user_id, item_id, transactions.timestamp); default: the small committed sample
+# examples/synthetic, relative to the current directory. Predictions and embeddings are written
+# back to DATA_DIR by the output connector (buy_it_again_predictions*.parquet).
 
 import pql as kumo, sys
 
 kumo.init()
 
-connector = kumo.LocalConnector(sys.argv[1] if len(sys.argv) > 1 else "examples/buy_it_again/data")
+connector = kumo.LocalConnector(sys.argv[1] if len(sys.argv) > 1 else "examples/synthetic")
 
 users = kumo.Table.from_source_table(
     source_table=connector.table('users'),
