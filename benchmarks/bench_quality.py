@@ -55,7 +55,8 @@ class Run:
 
 def pql_run(query: Path, graph: Path, out: Path, ranker: str, seed: int, extra: list[str]) -> Run:
     """One `pql run` in a child process: wall time, peak RSS (wait4) and metrics.json."""
-    cmd = [sys.executable, "-c", "from pql.cli import main; main()", "-q", "run", str(query), "--graph", str(graph), "--out", str(out),
+    cmd = [sys.executable, "-c", "from pql.cli import main; main()", "-q", "run", str(query), "--graph", str(graph),
+           "--out", str(out),
            "--ranker", ranker, "--seed", str(seed), "--overwrite", *extra]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -96,7 +96,8 @@ def _params(values: tuple[str, ...]) -> dict[str, Any] | None:
 @graph_opt
 @data_opt
 @set_opt
-@click.option("--out", "out", required=True, metavar="DIR", help="Output folder (refused if it exists, unless --overwrite).")
+@click.option("--out", "out", required=True, metavar="DIR",
+              help="Output folder (refused if it exists, unless --overwrite).")
 @click.option("--ranker", default="gbdt", show_default=True, help="popularity, history, gbdt, torch or a plugin.")
 @click.option("--anchor", "anchor", metavar="T", help="Prediction anchor time (default: the latest target timestamp).")
 @click.option("--candidates", type=click.Choice(["all", "history"]), default="all", show_default=True,
@@ -105,7 +106,8 @@ def _params(values: tuple[str, ...]) -> dict[str, Any] | None:
 @click.option("--overwrite", is_flag=True, help="Replace the outputs of an existing --out folder.")
 @click.option("--post-sql", "post_sql", metavar="FILE", help="SQL whose final SELECT replaces PREDICTIONS.")
 @click.option("--format", "fmt", type=FORMAT_CHOICE, default="parquet", show_default=True)
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Ranker parameter (repeatable; no tuning).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Ranker parameter (repeatable; no tuning).")
 def run_cmd(query_file, inline, graph, data, set_values, out, ranker, anchor, candidates, seed, overwrite, post_sql,
             fmt, params) -> None:
     """Train, evaluate against baselines and predict; write the run folder; print the metrics."""

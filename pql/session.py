@@ -126,7 +126,8 @@ def _read_outputs(root: Path) -> dict[str, pa.Table]:
     if duck.is_file():
         con = duckdb.connect(str(duck), read_only=True)
         try:
-            present = {r[0].upper(): r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+            listed = con.sql("SELECT table_name FROM information_schema.tables").fetchall()
+            present = {r[0].upper(): r[0] for r in listed}
             for name in RUN_TABLES:
                 if name in present:
                     from sqlglot import exp

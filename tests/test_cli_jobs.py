@@ -104,7 +104,8 @@ def test_bad_input_exit_codes(ltv_run, tmp_path):
     _, out = ltv_run
     r = invoke("run", str(EXAMPLES / "ltv.pql"), "--graph", GRAPH, "--out", str(out))
     assert r.exit_code == 1 and "E617" in r.stderr and "--overwrite" in r.stderr
-    r = invoke("run", str(EXAMPLES / "churn.pql"), "--graph", GRAPH, "--out", str(tmp_path / "h"), "--ranker", "history")
+    r = invoke("run", str(EXAMPLES / "churn.pql"), "--graph", GRAPH, "--out", str(tmp_path / "h"),
+               "--ranker", "history")
     assert r.exit_code == 1 and "E614" in r.stderr and not (tmp_path / "h").exists()
     r = invoke("run", str(EXAMPLES / "churn.pql"), "--graph", GRAPH, "--out", str(tmp_path / "c"), "--candidates",
                "history")

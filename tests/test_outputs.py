@@ -23,7 +23,8 @@ A1, A2 = dt.datetime(2024, 1, 1), dt.datetime(2024, 2, 1)
 
 
 def keys(entities, anchors) -> pa.Table:
-    return pa.table({"ENTITY": pa.array(entities, pa.int64()), "ANCHOR_TIMESTAMP": pa.array(anchors, pa.timestamp("us"))})
+    return pa.table({"ENTITY": pa.array(entities, pa.int64()),
+                     "ANCHOR_TIMESTAMP": pa.array(anchors, pa.timestamp("us"))})
 
 
 def test_binary_output_threshold_and_order():
@@ -72,7 +73,8 @@ def test_embedding_tables():
     assert t.column_names == ["ENTITY", "ANCHOR_TIMESTAMP", "EMBEDDING"]
     assert t.column("ENTITY").to_pylist() == [1, 2] and t.column("EMBEDDING").to_pylist() == [[3, 4], [1, 2]]
     items = item_embeddings_table([20, 10], np.array([[0.5], [1.5]]))
-    assert items.column("CLASS").to_pylist() == [10, 20] and items.schema.field("EMBEDDING").type == pa.list_(pa.float32())
+    assert items.column("CLASS").to_pylist() == [10, 20]
+    assert items.schema.field("EMBEDDING").type == pa.list_(pa.float32())
 
 
 def test_match_rows_handles_null_anchors():

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from pql.ast import Forecast, Rank, TaskType
 from pql.compiler.timeunits import add_units
-from pql.tasks import FeatureSet, TaskInfo, is_pair_task
+from pql.tasks import FeatureSet, TaskInfo
 from pql.validated import ValidatedQuery
 
 from .common import KEYS, match_rows

@@ -193,7 +193,8 @@ def _subsample(fs: FeatureSet, max_rows: int, seed: int) -> FeatureSet:
     return fs.take(np.flatnonzero(keep))
 
 
-def _fit_and_select(job: _Job, ranker: str, ranker_params: dict[str, Any] | None) -> tuple[Any, dict[str, M.Values], dict]:
+def _fit_and_select(job: _Job, ranker: str,
+                    ranker_params: dict[str, Any] | None) -> tuple[Any, dict[str, M.Values], dict]:
     """Fit each setting of the grid on train, keep the best on val by the tune metric.
 
     On a large training set the settings are compared on a sample of it (``TUNE_MAX_ROWS``) and
@@ -404,7 +405,8 @@ def _info(job: _Job, cq: Any, step: StepChoice, selection: dict, pred: Predictio
     info: dict[str, Any] = {"seed": seed, "query": cq.validated.source or None}
     w = cq.validated.window
     if w is not None:
-        info["timeframe_step"] = {"step": step.step if step.step is not None else cq.options.get("timeframe_step", w.length),
+        used = step.step if step.step is not None else cq.options.get("timeframe_step", w.length)
+        info["timeframe_step"] = {"step": used,
                                   "unit": w.unit.word, "default": w.length, "automatic": step.step is not None,
                                   "default_anchors": step.default_anchors}
     info["split"] = str(cq.split)
@@ -435,7 +437,8 @@ def _write(result: RunResult, out_path: Path, cq: Any, vq: Any, graph: Any, feat
         graph_fingerprint=graph_fingerprint(graph),
         graph_file=str(graph.path.resolve()) if getattr(graph, "path", None) is not None
         and all(t.data is None for t in graph) else None,
-        options=options, task=_task_json(result.model.task or TaskInfo(vq.task_type)), feature_names=list(feature_names),
+        options=options, task=_task_json(result.model.task or TaskInfo(vq.task_type)),
+        feature_names=list(feature_names),
         ranker=ranker, ranker_params=selection.get("selected_params") or dict(ranker_params or {}), seed=seed,
         timeframe_step=step.step, pql_version=pql.__version__)
     tables = {}
