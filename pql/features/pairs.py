@@ -7,8 +7,8 @@ Computed for all candidates at once from a few pre-aggregated temp tables:
 - ``pop`` class popularity per (anchor, class), from one range join of the anchors to all events,
   grouped per nested window bucket then combined: 7/30/90 days, the previous 30 days, decayed and
   all-time counts;
-- ``ent`` the entity's totals (from ``ph``), ``aff_j`` the entity's event counts per value of each
-  categorical column of the destination table (affinity = share of its events);
+- ``ent`` the entity's totals (from ``ph``); the affinity to the candidate's categories
+  (``affinity``);
 - destination attributes at the anchor (``rows.row_block``) for link prediction.
 Static tasks: the events are the label itself, so nothing of the entity's own history is a
 feature; popularity leaves the entity's own events out.
@@ -22,12 +22,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
 from pql.errors import PQLInternalError
 from pql.tasks import FeatureSet
 from pql.validated import ValidatedQuery
 
 from .blocks import fill
+from .affinity import affinity_features
 from .candidates import CLASS
 from .columns import exclusions, roles
 from .entity import ANCHOR, ENTITY
@@ -116,19 +118,30 @@ def _steps(src: EventSource) -> list[tuple[str, str]]:
     return [("ph", ph), ("popb", pop_b), ("users", users), ("pop", pop), ("etot", ent)]
 
 
-def _codes(src: EventSource, vq: ValidatedQuery) -> tuple[str, str, dict]:
-    """Sorted-key code tables of entities (the whole entity table) and classes (the destination
-    table's keys, or every label value)."""
-    subs = {"etab": vq.entity_table, "epk": vq.entity_pk}
-    ecode = ("SELECT k, ROW_NUMBER() OVER (ORDER BY k) - 1 AS code FROM "
-             "(SELECT DISTINCT __epk AS k FROM __etab WHERE __epk IS NOT NULL)")
+def _code_keys(src: EventSource, vq: ValidatedQuery) -> tuple[exp.Expression, exp.Expression]:
+    """The sorted distinct keys whose positions are the codes: entities (the whole entity table) and
+    classes (the destination table's keys, or every label value)."""
+    ekeys = tpl("SELECT DISTINCT __epk AS k FROM __etab WHERE __epk IS NOT NULL ORDER BY k",
+                etab=vq.entity_table, epk=vq.entity_pk)
     if src.dst is not None:
-        subs.update({"dtab": src.dst, "dpk": src.dst_table.primary_key})
-        ccode = ("SELECT k, ROW_NUMBER() OVER (ORDER BY k) - 1 AS code FROM "
-                 "(SELECT DISTINCT __dpk AS k FROM __dtab WHERE __dpk IS NOT NULL)")
+        ckeys = tpl("SELECT DISTINCT __dpk AS k FROM __dtab WHERE __dpk IS NOT NULL ORDER BY k",
+                    dtab=src.dst, dpk=src.dst_table.primary_key)
     else:
-        ccode = "SELECT k, ROW_NUMBER() OVER (ORDER BY k) - 1 AS code FROM (SELECT DISTINCT c AS k FROM __ev)"
-    return ecode, ccode, subs
+        inner = src.select()
+        ckeys = exp.select("k").from_(exp.select(exp.alias_("c", "k")).from_(inner.subquery()).distinct().subquery()
+                                      ).order_by("k")
+    return ekeys, ckeys
+
+
+def _positions(values: pa.ChunkedArray, sorted_keys: pa.Array) -> np.ndarray:
+    """Index of each value in ``sorted_keys`` (-1 when absent)."""
+    if sorted_keys.type != values.type:
+        try:
+            values = values.cast(sorted_keys.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return np.full(len(values), -1, dtype=np.int64)
+    idx = pc.index_in(values, value_set=sorted_keys)
+    return idx.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _affinity(src: EventSource, vq: ValidatedQuery) -> list[str]:
@@ -187,62 +200,37 @@ def pair_features(db, vq: ValidatedQuery, cands: pa.Table) -> FeatureSet:
         subs["ev"] = stack.enter_context(temp_table(con, src.select(), "ev"))
         for name, text in _steps(src):
             subs[name] = stack.enter_context(temp_table(con, tpl(text, **subs), name))
-        ecode, ccode, csubs = _codes(src, vq)
-        subs["ecode"] = stack.enter_context(temp_table(con, tpl(ecode, **csubs), "ecode"))
-        subs["ccode"] = stack.enter_context(temp_table(con, tpl(ccode, **csubs, ev=subs["ev"]), "ccode"))
-        dst_sql, dst_subs = _affinity_tables(con, src, affinity, subs, stack)
-        names = list(PAIR_FEATURES) + [f"affinity.{c}" for c in affinity]
+        ekeys_sql, ckeys_sql = _code_keys(src, vq)
+        ekeys = fetch(con, ekeys_sql).column("k").combine_chunks()
+        ckeys = fetch(con, ckeys_sql).column("k").combine_chunks()
+        names = list(PAIR_FEATURES)
         exprs = [f"COALESCE({sql}, {_float(d)})" for sql, d in PAIR_FEATURES.values()]
-        exprs += [f"COALESCE(af{j}.n{j} / ent.n, 0)" for j in range(len(affinity))]
         if not src.history:  # static: the events are the label; popularity without the entity's own
             exprs = [_static_expr(nm, e) for nm, e in zip(names, exprs)]
         select = ", ".join(f"CAST({e} AS FLOAT) AS f{i}" for i, e in enumerate(exprs))
-        text = (f"SELECT f.pql_row, {select}, COALESCE(ec.code, -1) AS ecode, COALESCE(cc.code, -1) AS ccode "
+        text = (f"SELECT f.pql_row, {select} "
                 "FROM __fc AS f JOIN __fg AS q ON q.gid = f.gid LEFT JOIN __ph AS ph ON ph.gid = f.gid AND ph.c = f.c "
-                "LEFT JOIN __pop AS pop ON pop.av = q.av AND pop.c = f.c LEFT JOIN __etot AS ent ON ent.gid = f.gid "
-                "LEFT JOIN __ecode AS ec ON ec.k = q.e LEFT JOIN __ccode AS cc ON cc.k = f.c" + dst_sql)
+                "LEFT JOIN __pop AS pop ON pop.av = q.av AND pop.c = f.c LEFT JOIN __etot AS ent ON ent.gid = f.gid")
         X = np.full((n, len(names)), np.nan, dtype=np.float32)
-        codes = np.full((n, 2), -1, dtype=np.int64)
-        _scatter(con, tpl(text, **subs, **dst_subs), X, codes)
+        _scatter(con, tpl(text, **subs), X)
+        if affinity:
+            totals = X[:, names.index("entity_events")]
+            X = np.concatenate([X, affinity_features(con, src.dst_table, affinity, subs, keys, group, totals,
+                                                     stack)], axis=1)
+            names += [f"affinity.{c}" for c in affinity]
         if src.dst is not None:  # destination attributes at the anchor
             Xd, dnames = _destination(con, vq, src, subs, stack, n)
             X = np.concatenate([X, Xd], axis=1)
             names += dnames
-        n_entities = _count(con, subs["ecode"])
-        n_classes = _count(con, subs["ccode"])
     return FeatureSet(keys=keys, X=X, names=names, group=group.astype(np.int64),
-                      extra={"entity_code": codes[:, 0], "class_code": codes[:, 1],
-                             "n_entity_codes": np.array([n_entities], dtype=np.int64),
-                             "n_class_codes": np.array([n_classes], dtype=np.int64)})
+                      extra={"entity_code": _positions(keys.column(ENTITY), ekeys),
+                             "class_code": _positions(keys.column(CLASS), ckeys),
+                             "n_entity_codes": np.array([len(ekeys)], dtype=np.int64),
+                             "n_class_codes": np.array([len(ckeys)], dtype=np.int64)})
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(fetch(con, tpl("SELECT COUNT(*) AS n FROM __t", t=table)).column("n")[0].as_py())
-
-
-def _affinity_tables(con: duckdb.DuckDBPyConnection, src: EventSource, affinity: list[str], subs: dict,
-                     stack: ExitStack) -> tuple[str, dict]:
-    """One pass over the pair history grouped per (group, value) of each categorical destination
-    column (GROUPING SETS); the final query joins it once per column."""
-    if not affinity:
-        return "", {}
-    dtab = src.dst_table
-    dsubs: dict = {"dtab": dtab.name, "dpk": dtab.primary_key}
-    dsubs.update({f"ac{j}": c for j, c in enumerate(affinity)})
-    values = ", ".join(f"d.__ac{j} AS v{j}" for j in range(len(affinity)))
-    sets = ", ".join(f"(ph.gid, d.__ac{j})" for j in range(len(affinity)))
-    visible = ""  # a destination row created after the anchor has no attributes yet (§7.5)
-    if dtab.time_column:
-        dsubs["dt"] = dtab.time_column
-        visible = " AND d.__dt <= q.av"
-    subs["aff"] = stack.enter_context(temp_table(con, tpl(
-        f"SELECT ph.gid, {values}, SUM(ph.n) AS n FROM __ph AS ph JOIN __fg AS q ON q.gid = ph.gid "
-        f"JOIN __dtab AS d ON d.__dpk = ph.c{visible} GROUP BY GROUPING SETS ({sets})", **subs, **dsubs), "aff"))
-    joins = f" LEFT JOIN __dtab AS d ON d.__dpk = f.c{visible}"
-    for j in range(len(affinity)):
-        joins += (f" LEFT JOIN (SELECT gid, v{j}, n AS n{j} FROM __aff WHERE v{j} IS NOT NULL) AS af{j} "
-                  f"ON af{j}.gid = f.gid AND af{j}.v{j} = d.__ac{j}")
-    return joins, dsubs
 
 
 _STATIC_ZERO = {"pair_count", "pair_decay_count", "pair_times", "pair_count_7d", "pair_count_30d",
@@ -251,7 +239,7 @@ _STATIC_ZERO = {"pair_count", "pair_decay_count", "pair_times", "pair_count_7d",
 
 def _static_expr(name: str, expr: str) -> str:
     """A static task's feature: no own history; popularity minus the entity's own events."""
-    if name in _STATIC_ZERO or name.startswith("affinity."):
+    if name in _STATIC_ZERO:
         return "0"
     if name.startswith("class_pop") or name == "class_entities_all":
         own = "COALESCE(ph.n, 0)" if name != "class_entities_all" else "CASE WHEN ph.n > 0 THEN 1 ELSE 0 END"
@@ -261,18 +249,15 @@ def _static_expr(name: str, expr: str) -> str:
     return "CAST('NaN' AS FLOAT)"
 
 
-def _scatter(con: duckdb.DuckDBPyConnection, statement, X: np.ndarray, codes: np.ndarray) -> None:
-    """Fill X and the codes from ``statement`` (columns pql_row, f0…, ecode, ccode; no NULLs)."""
+def _scatter(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.ndarray) -> None:
+    """Fill X from ``statement`` (columns pql_row, f0…; FLOAT without NULLs), one row block per batch."""
     try:
         reader = con.sql(render(statement)).to_arrow_reader(1 << 20)
     except duckdb.Error as e:
         raise PQLInternalError(f"internal error, please report: feature SQL failed: {e}") from None
     for batch in reader:
         rows = batch.column("pql_row").to_numpy()
-        for j in range(X.shape[1]):
-            X[rows, j] = batch.column(f"f{j}").to_numpy()
-        codes[rows, 0] = batch.column("ecode").to_numpy()
-        codes[rows, 1] = batch.column("ccode").to_numpy()
+        X[rows] = np.column_stack([batch.column(f"f{j}").to_numpy() for j in range(X.shape[1])])
 
 
 def _destination(con: duckdb.DuckDBPyConnection, vq: ValidatedQuery, src: EventSource, subs: dict,

@@ -98,11 +98,13 @@ def fetch_into(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.
     n = 0
     for batch in reader:
         rows = batch.column(row_col).to_numpy(zero_copy_only=False).astype(np.int64)
+        block = np.empty((batch.num_rows, len(names)), dtype=np.float32)
         for j, name in enumerate(names):
             values = batch.column(name)
-            arr = values.to_numpy(zero_copy_only=False) if values.null_count == 0 else \
-                values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-            X[rows, col0 + j] = arr.astype(np.float32, copy=False)
+            if values.null_count:
+                values = values.cast(pa.float64()).fill_null(np.nan)
+            block[:, j] = values.to_numpy(zero_copy_only=False)
+        X[rows, col0:col0 + len(names)] = block
         n += batch.num_rows
     return n
 
