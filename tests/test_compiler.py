@@ -457,3 +457,27 @@ def test_pql_compile_is_the_public_entry_point(edge_graph):
     cq = pql.compile("PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id", edge_graph,
                      database=Database(edge_graph))
     assert cq.task_type is pql.TaskType.REGRESSION and cq.validated.entity_table == "users"
+
+
+def test_static_link_prediction_on_an_untimed_graph():
+    from pql.graph import ColumnSchema, Dtype, Edge, Graph, Stype, TableSchema
+
+    def table(name, cols, pk=None, rows=()):
+        t = TableSchema(name, {c: ColumnSchema(c, d, s) for c, d, s in cols}, primary_key=pk)
+        t.data = pa.table({c: [r[i] for r in rows] for i, (c, _, _) in enumerate(cols)})
+        return t
+
+    I, ID = Dtype.INT, Stype.ID
+    g = Graph({"people": table("people", [("pid", I, ID)], "pid", [(1,), (2,), (3,)]),
+               "things": table("things", [("tid", I, ID)], "tid", [(10,), (20,)]),
+               "likes": table("likes", [("lid", I, ID), ("pid", I, ID), ("tid", I, ID)], "lid",
+                              [(1, 1, 20), (2, 1, 10), (3, 1, 20), (4, 2, 99)])},
+              [Edge("likes", "pid", "people"), Edge("likes", "tid", "things")])
+    cq = compile_query("PREDICT LIST_DISTINCT(likes.tid) RANK TOP 2 FOR EACH people.pid", g, database=Database(g))
+    assert cq.task_type is pql.TaskType.STATIC_LINK_PREDICTION and cq.anchors() == [None]
+    assert cq.labels([None]).to_pylist() == [{"ENTITY": 1, "ANCHOR_TIMESTAMP": None, "TARGET": [10, 20]}]
+    # person 2 only likes an unknown thing (an empty link set) and person 3 nothing: both are predicted
+    assert [r["ENTITY"] for r in cq.prediction_table().to_pylist()] == [2, 3]
+    with pytest.raises(PQLRunError) as e:  # one labelled entity cannot fill train, val and test
+        cq.training_table()
+    assert e.value.code == "E605"

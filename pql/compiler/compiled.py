@@ -59,17 +59,21 @@ def render(select: exp.Expression, dialect: str = "duckdb") -> str:
 
 
 @contextlib.contextmanager
-def _settings(con: Any, settings: dict[str, int]):
-    """Apply engine settings (constant names and integer values) for one statement, then restore."""
+def _settings(con: Any, settings: dict[str, Any]):
+    """Apply engine settings (constant names and values) for one statement, then restore them."""
+    def assign(name: str, value: Any) -> None:
+        literal = exp.Literal.number(value) if isinstance(value, int) else exp.Literal.string(str(value))
+        con.execute(f"SET {name} = {literal.sql(dialect='duckdb')}")  # names are engine constants
+
     previous = {}
     for name, value in settings.items():
         previous[name] = con.execute("SELECT current_setting(?)", [name]).fetchone()[0]
-        con.execute(f"SET {name} = {int(value)}")  # constant engine text, no user input
+        assign(name, value)
     try:
         yield
     finally:
         for name, value in previous.items():
-            con.execute(f"SET {name} = {int(value)}")
+            assign(name, value)
 
 
 def used_tables(vq: ValidatedQuery, extra: Sequence[ast.Node] = ()) -> list[str]:

@@ -193,7 +193,7 @@ class Planner:
             where.extend(cond.defined)
             where.append(cond.expr)
         if dst_valid:
-            joins.append(self._destination_join(node))
+            where.append(self._destination_valid(node))
         dtype = self.column_dtype(node.column)
         agg_input = AggInput(value_col, self._order(node), bool(dtype and dtype.is_list), dtype)
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
@@ -216,15 +216,35 @@ class Planner:
         parts.append(exp.LTE(this=time_col.copy(), expression=interval_add(anchor.copy(), window.end, window.unit)))
         return and_all(parts)
 
-    def _destination_join(self, node: ast.Aggregation) -> exp.Join:
-        """§7.5: a link target counts only if its destination row exists at the anchor."""
+    def _destination_valid(self, node: ast.Aggregation) -> exp.Expression:
+        """§7.5: a link target counts only if its destination row exists at the anchor.
+
+        A semi-join on (key, anchor index) against the CTE of valid destinations (destination
+        rows x anchors, small), probed after the window join: it cannot multiply rows, and DuckDB
+        cannot reorder it into a join of every destination-anchor pair with the child table."""
         assert isinstance(node.column, ast.Column)
-        fk_edge = self.graph.foreign_key(node.table, node.column.name)
-        dst = self.graph.table(fk_edge.dst_table)
-        on = [exp.EQ(this=col(dst.primary_key, "d"), expression=col(node.column.name, "r"))]
-        if node.window is not None:
-            alive = existence(col(dst.time_column, "d") if dst.time_column else None,
-                              col(dst.end_time_column, "d") if dst.end_time_column else None, col(ANCHOR, "a"))
-            if alive is not None:
-                on.append(alive)
-        return inner_join(table_ref(dst.name, "d"), and_all(on))
+        dst = self.graph.table(self.graph.foreign_key(node.table, node.column.name).dst_table)
+        windowed = node.window is not None
+        name = self._valid_destinations(dst.name, windowed)
+        on = [exp.EQ(this=col(KEY, "d"), expression=col(node.column.name, "r"))]
+        if windowed:
+            on.append(exp.EQ(this=col(ANCHOR_INDEX, "d"), expression=col(ANCHOR_INDEX, "a")))
+        return exp.Exists(this=exp.select(exp.Literal.number(1)).from_(table_ref(name, "d")).where(and_all(on)))
+
+    def _valid_destinations(self, table: str, windowed: bool) -> str:
+        key = ("valid", table, windowed)
+        if key not in self._names:
+            dst = self.graph.table(table)
+            pk = col(dst.primary_key, "d")
+            select = exp.select(exp.alias_(pk, KEY, quoted=True)).from_(table_ref(table, "d"))
+            where = [exp.Not(this=exp.Is(this=pk.copy(), expression=exp.Null()))]
+            if windowed:
+                alive = existence(col(dst.time_column, "d") if dst.time_column else None,
+                                  col(dst.end_time_column, "d") if dst.end_time_column else None, col(ANCHOR, "a"))
+                select = select.select(exp.alias_(col(ANCHOR_INDEX, "a"), ANCHOR_INDEX, quoted=True))
+                select = select.join(inner_join(table_ref("anchors", "a"), alive) if alive is not None
+                                     else exp.Join(this=table_ref("anchors", "a"), kind="CROSS"))
+            name = f"valid_{len(self.ctes) + 1}"
+            self.ctes.append((name, select.where(and_all(where))))
+            self._names[key] = (name, windowed)
+        return self._names[key][0]

@@ -58,6 +58,7 @@ _TARGET_TYPES: dict[TaskType, Callable[[exp.Expression, Dtype | None, bool], exp
 class _Target:
     expr: exp.Expression
     defined: list[exp.Expression]
+    nullable: bool = False  # a defined value may still be NULL (static columns and conditions)
 
 
 def _values_cte(times: Sequence[dt.datetime | None]) -> exp.Select:
@@ -115,14 +116,15 @@ class StageBuilder:
                 for t in tests[1:]:
                     any_null = exp.Or(this=any_null, expression=t)
                 expr = exp.Case(ifs=[exp.If(this=any_null, true=exp.cast(exp.Null(), "BOOLEAN"))], default=expr)
-            return _Target(exp.cast(expr, "BOOLEAN"), cc.defined)
+            return _Target(exp.cast(expr, "BOOLEAN"), cc.defined, nullable=self.static)
         if isinstance(target, ast.Aggregation):
             operand = scope.aggregate(target, dst_valid=vq.task_type.is_link_prediction)
         else:
             operand = scope.operand(target)
         is_ld = isinstance(target, ast.Aggregation) and target.func is AggFunc.LIST_DISTINCT
         expr = _TARGET_TYPES[vq.task_type](operand.expr, operand.dtype, is_ld)
-        return _Target(expr, [operand.defined] if operand.defined is not None else [])
+        return _Target(expr, [operand.defined] if operand.defined is not None else [],
+                       nullable=not isinstance(target, ast.Aggregation))
 
     def _with(self, select: exp.Select, anchors: exp.Select, population: exp.Select, planner: Planner,
               extra: Sequence[tuple[str, exp.Select]] = ()) -> exp.Select:
@@ -148,7 +150,9 @@ class StageBuilder:
         if self.vq.query.assuming is not None:
             where += self._condition(self.vq.query.assuming.condition, scope)
         target = self._target(scope)
-        where += target.defined + [exp.Not(this=exp.Is(this=target.expr.copy(), expression=exp.Null()))]
+        where += target.defined
+        if target.nullable:
+            where.append(exp.Not(this=exp.Is(this=target.expr.copy(), expression=exp.Null())))
         projections = [exp.alias_(target.expr.copy(), TARGET, quoted=True)]
         if extra_time:
             projections.append(exp.alias_(col(self.entity.time_column, scope.own_alias()), SPLIT_TIME, quoted=True))
@@ -185,7 +189,8 @@ class StageBuilder:
             where += self._condition(entity_filter, scope)
             if self.static:  # predict the entities whose target is unknown
                 target = self._target(scope)
-                known = and_all(target.defined + [exp.Not(this=exp.Is(this=target.expr, expression=exp.Null()))])
+                known = and_all(target.defined + ([exp.Not(this=exp.Is(this=target.expr, expression=exp.Null()))]
+                                                  if target.nullable else []))
                 where.append(exp.Not(this=exp.Coalesce(this=exp.Paren(this=known), expressions=[exp.false()])))
         population = self._population(exists=ids is None and anchor is not None, ids=ids)
         select = self._final(scope, [], where)
