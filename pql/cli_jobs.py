@@ -124,6 +124,8 @@ def run_cmd(query_file, inline, graph, data, set_values, out, ranker, anchor, ca
             result = run(q.text, g, out_dir=out, ranker=ranker, seed=seed, anchor_time=anchor, candidates=candidates,
                          overwrite=overwrite, progress=progress, ranker_params=_params(params), output_format=fmt,
                          post_sql=sql_text, **options)
+            from pql.report import write_report  # DIR/report.html, after the run folder is written
+            result.files.append(write_report(out, result))
         _emit_warnings(result.warnings, q.text, q.filename)
         click.echo(metrics_report(result.metrics_json()))
         info(f"wrote {out}: " + ", ".join(p.name for p in result.files))
