@@ -368,3 +368,20 @@ def test_metrics_option_selects_and_orders_metrics(graph):
     with pytest.raises(PQLError) as e:
         run(QUERIES["ltv"], graph, ranker="popularity", max_anchors=4, metrics="auroc")
     assert e.value.code == "E602"
+
+
+def test_training_candidates_are_sampled_per_group():
+    from pql.jobs.featurize import sample_training_candidates
+
+    a = dt.datetime(2024, 1, 1)
+    cands = pa.table({"ENTITY": [1] * 5 + [2] * 3 + [3] * 4, "ANCHOR_TIMESTAMP": [a] * 12, "CLASS": list(range(12))})
+    y = np.array([1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0], dtype=float)
+    kept = sample_training_candidates(cands, y, negatives=2, seed=0)
+    groups = {1: [], 2: [], 3: []}
+    for i in kept.tolist():
+        groups[cands.column("ENTITY")[i].as_py()].append(i)
+    assert 0 in groups[1] and len(groups[1]) == 3  # the positive and 2 of the 4 negatives
+    assert groups[2] == []  # no relevant candidate: no signal
+    assert groups[3] == [8, 9, 10, 11]  # both positives, both negatives
+    assert kept.tolist() == sorted(kept.tolist())
+    assert sample_training_candidates(cands, y, 2, seed=0).tolist() == kept.tolist()  # seeded

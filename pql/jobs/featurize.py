@@ -24,7 +24,7 @@ from pql.validated import ValidatedQuery
 
 from .common import KEYS, match_rows
 
-__all__ = ["task_info", "Labelled", "node_rows", "pair_rows", "forecast_rows", "forecast_n", "HORIZON",
+__all__ = ["task_info", "Labelled", "node_rows", "pair_rows", "sample_training_candidates", "forecast_rows", "forecast_n", "HORIZON",
            "split_of", "fill_node_y", "candidate_options"]
 
 HORIZON = "forecast_horizon"
@@ -104,13 +104,63 @@ def _truth_pairs(table: pa.Table) -> pa.Table:
                      "CLASS": pc.list_flatten(target)})
 
 
+def _relevance(keys: pa.Table, table: pa.Table) -> np.ndarray:
+    """1.0 where the row's CLASS is in its (ENTITY, ANCHOR_TIMESTAMP)'s TARGET, else 0.0."""
+    idx = match_rows(keys.select(["ENTITY", "ANCHOR_TIMESTAMP", "CLASS"]), _truth_pairs(table),
+                     ["ENTITY", "ANCHOR_TIMESTAMP", "CLASS"])
+    return (idx >= 0).astype(np.float64)
+
+
+def _candidate_groups(cands: pa.Table) -> np.ndarray:
+    """Group number of each candidate row (rows of one (ENTITY, ANCHOR_TIMESTAMP) are contiguous)."""
+    n = cands.num_rows
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    for name in KEYS:
+        col = cands.column(name).combine_chunks()
+        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        diff = pc.fill_null(pc.or_kleene(diff, pc.xor(pc.is_null(col.slice(1)), pc.is_null(col.slice(0, n - 1)))),
+                            False)
+        change[1:] |= diff.to_numpy(zero_copy_only=False)
+    return np.cumsum(change).astype(np.int64)
+
+
+def sample_training_candidates(cands: pa.Table, y: np.ndarray, negatives: int, seed: int) -> np.ndarray:
+    """Rows kept to train on: every relevant candidate and up to ``negatives`` others per group drawn
+    with ``seed``; groups without a relevant candidate carry no signal and are dropped. Sorted."""
+    group = _candidate_groups(cands)
+    if len(group) == 0:
+        return np.zeros(0, dtype=np.int64)
+    pos = y > 0.5
+    has_pos = np.bincount(group, weights=pos.astype(np.float64)) > 0
+    order = np.lexsort((np.random.default_rng(seed).random(len(group)), pos, group))  # negatives first, shuffled
+    neg_sorted = ~pos[order]
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(group[order])) + 1])
+    before = np.cumsum(neg_sorted) - neg_sorted  # negatives ahead in the whole order
+    rank = before - np.repeat(before[starts], np.diff(np.concatenate([starts, [len(order)]])))
+    keep_sorted = pos[order] | (neg_sorted & (rank < negatives))
+    keep = np.zeros(len(group), dtype=bool)
+    keep[order[keep_sorted]] = True
+    keep &= has_pos[group]
+    return np.flatnonzero(keep)
+
+
 def pair_rows(db: Any, vq: ValidatedQuery, table: pa.Table, options: Any, candidates: str = "all",
-              cands: pa.Table | None = None) -> Labelled:
-    """Candidates and pair features for every (ENTITY, ANCHOR_TIMESTAMP) of ``table``; y = CLASS in TARGET."""
+              cands: pa.Table | None = None, *, negatives: int | None = None, seed: int = 0) -> Labelled:
+    """Candidates and pair features for every (ENTITY, ANCHOR_TIMESTAMP) of ``table``; y = CLASS in TARGET.
+
+    With ``negatives`` (training), only a sample of the candidates gets features: see
+    :func:`sample_training_candidates`.
+    """
     from pql import features
 
     if cands is None:
         cands = features.candidates(db, vq, table.select(list(KEYS)), options=candidate_options(options, candidates))
+    labelled = "TARGET" in table.column_names
+    if labelled and negatives is not None:
+        cands = cands.take(pa.array(sample_training_candidates(cands, _relevance(cands, table), negatives, seed),
+                                    type=pa.int64()))
     fs = features.pair_features(db, vq, cands)
     group = fs.group if fs.group is not None else np.zeros(len(fs), dtype=np.int64)
     firsts = _group_firsts(group)
@@ -119,10 +169,8 @@ def pair_rows(db: Any, vq: ValidatedQuery, table: pa.Table, options: Any, candid
     if len(firsts):
         heads = fs.keys.select(list(KEYS)).take(pa.array(firsts))
         group_rows[group[firsts]] = match_rows(heads, table, KEYS)
-    if "TARGET" in table.column_names:
-        idx = match_rows(fs.keys.select(["ENTITY", "ANCHOR_TIMESTAMP", "CLASS"]), _truth_pairs(table),
-                         ["ENTITY", "ANCHOR_TIMESTAMP", "CLASS"])
-        fs.y = (idx >= 0).astype(np.float64)
+    if labelled:
+        fs.y = _relevance(fs.keys, table)
     splits = split_of(table)
     row_of = group_rows[group] if len(group) else np.zeros(0, dtype=np.int64)
     split = np.where(row_of >= 0, splits[np.maximum(row_of, 0)] if len(splits) else "test", "none")

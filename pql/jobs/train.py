@@ -35,7 +35,10 @@ from .schedule import StepChoice, choose_step, label_end, purge
 __all__ = ["run", "RunResult", "PARAM_GRIDS", "PAIR_BASELINES"]
 
 SPLITS = ("val", "test")
-TUNE_MAX_ROWS = 1_000_000  # grid settings are compared on a sample of at most about this many rows
+TUNE_MAX_ROWS = 300_000  # grid settings are compared on a sample of at most about this many rows
+# Pair tasks train on every relevant candidate plus this many others per (entity, anchor), drawn with
+# the seed (None: all); only those get pair features. Validation, test and prediction use all.
+TRAIN_NEGATIVES = 100
 PAIR_BASELINES = ("popularity", "history")
 WEIGHTS = {"compile": 1, "labels": 2, "features": 6, "fit": 8, "evaluate": 3, "predict": 3, "write": 1}
 
@@ -119,6 +122,7 @@ class _Job:
                                float(opts.get("threshold", 0.5)))
         self.sets: dict[str, Labelled] = {}
         self.split_tables: dict[str, pa.Table] = {}  # pair tasks: each split's label rows
+        self.train_negatives: int | None = TRAIN_NEGATIVES
         self.history: dict[str, list[frozenset[Any]]] = {}
         self.info: dict[str, Any] = {}
 
@@ -130,7 +134,8 @@ class _Job:
                 self.sp.sub(f"features: candidates and pair features ({s})", 0.05 + 0.3 * i)
                 rows = self.table.filter(pc.equal(self.table.column("SPLIT"), s))
                 self.split_tables[s] = rows
-                self.sets[s] = pair_rows(self.db, self.vq, rows, self.cq.options, "all")
+                self.sets[s] = pair_rows(self.db, self.vq, rows, self.cq.options, "all",
+                                         negatives=self.train_negatives if s == "train" else None, seed=self.seed)
             if self.task.task_type is TaskType.TEMPORAL_LINK_PREDICTION:
                 self.sp.sub("features: purchase histories", 0.95)
                 self.history = {s: history_sets(self.db, self.vq, self.split_tables[s], s, self.cq.options)
@@ -283,7 +288,8 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         anchor_time: Any = None, candidates: str = "all", overwrite: bool = False,
         progress: Progress | None = None, ranker_params: dict[str, Any] | None = None,
         output_format: str = "parquet", post_sql: str | None = None, database: Any = None,
-        training_table: pa.Table | None = None, train_metrics: bool = False, **options: Any) -> RunResult:
+        training_table: pa.Table | None = None, train_metrics: bool = False,
+        train_negatives: int | None = TRAIN_NEGATIVES, **options: Any) -> RunResult:
     """Train, evaluate against baselines, predict and (with ``out_dir``) write the run folder.
 
     ``options`` are the runtime options of §15 (E601 unknown, E602 invalid). ``ranker_params`` fixes
@@ -291,7 +297,8 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
     ``post_sql`` is SQL whose final SELECT replaces PREDICTIONS (run in the session).
     ``training_table`` is this query's training table already built with these options (the SDK's
     ``generate_training_table``), used instead of building it again; ``train_metrics`` also scores
-    the train split (``metrics["train"]``).
+    the train split (``metrics["train"]``). ``train_negatives``: pair tasks train on the relevant
+    candidates plus this many others per (entity, anchor) (None, or with ``train_metrics``: all).
     """
     import pql
     from pql.data import Database
@@ -334,6 +341,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
     task = task_info(vq, train_rows, seed)
     job = _Job(cq, db, table, task, sp, seed)
     job.info["purged_rows"] = purged
+    job.train_negatives = None if train_metrics else train_negatives
     job.info["counts"] = _counts(table, labelled)
 
     sp.stage("features", "computing features")
@@ -412,6 +420,8 @@ def _info(job: _Job, cq: Any, step: StepChoice, selection: dict, pred: Predictio
     info["split"] = str(cq.split)
     info.update(job.info["counts"])
     info["purged_rows"] = job.info.get("purged_rows", 0)
+    if job.task.is_pair:
+        info["train_candidates"] = {"negatives_per_group": job.train_negatives, "rows": len(job.part("train"))}
     info.update(selection)
     if job.task.is_pair:
         info["candidate_recall"] = {s: candidate_recall(job.sets[s], np.arange(len(job.sets[s].fs)),
