@@ -115,3 +115,26 @@ def test_recall_of_real_labels(db, vq):
     got = _sets(cands)
     expected = sum(c in got.get((e, A), set()) for e, c in truth) / len(truth)
     assert candidate_recall(cands, labels) == pytest.approx(expected)
+
+
+def test_candidate_filter(db, vq):
+    pairs = _pairs([(1, A), (2, A)])
+    got = _sets(candidates(db, vq, pairs, options={"num_popular": 1, "candidate_filter": "items.dept = 'food'"}))
+    assert got == {(1, A): {1, 5}, (2, A): {1, 5}}  # item 2 is toys
+    hist = _sets(candidates(db, vq, pairs, options={"candidates": "history", "candidate_filter": "items.price >= 10"}))
+    assert hist == {(1, A): {1, 2}, (2, A): {1}}
+    # an end time later than the anchor reads as NULL: item 2 retires 03-01, after A
+    ended = _sets(candidates(db, vq, pairs, options={"candidates": "history",
+                                                      "candidate_filter": "items.retired IS NULL"}))
+    assert ended == {(1, A): {1, 2}, (2, A): {1, 5}}
+
+
+def test_candidate_filter_errors(db, vq):
+    with pytest.raises(pql.PQLRunError) as e:
+        candidates(db, vq, _pairs([(1, A)]), options={"candidate_filter": "users.age > 3"})
+    assert e.value.code == "E608" and "users.age" in str(e.value)
+    with pytest.raises(pql.PQLError) as e:
+        candidates(db, vq, _pairs([(1, A)]), options={"candidate_filter": "items.dept > 3"})
+    assert e.value.code.startswith("E2")
+    with pytest.raises(pql.PQLError):
+        candidates(db, vq, _pairs([(1, A)]), options={"candidate_filter": "items.nope = 1"})

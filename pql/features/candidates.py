@@ -23,11 +23,13 @@ from typing import Any, Mapping
 
 import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 from pql.validated import ValidatedQuery
 
 from .entity import ANCHOR, ENTITY, _as_pairs
 from .events import EventSource, event_source
+from .filters import candidate_filter_sql
 from .sql import FAR_FUTURE, fetch, registered, temp_table, tpl
 
 __all__ = ["candidates", "candidate_recall", "DEFAULTS", "CLASS"]
@@ -81,20 +83,23 @@ def _recent(src: EventSource, days: int, bound: str = "an.av") -> str:
 
 # Each step is a temp table over ``__fg`` (gid, e, a, av: the distinct pairs), ``__an`` (a, av: the
 # anchors) and ``__ev`` (k, c, t, m: the events); later steps read earlier ones by name.
-def _steps(src: EventSource, options: Any, mode: str) -> list[tuple[str, str]]:
+def _steps(src: EventSource, options: Any, mode: str, filtered: bool) -> list[tuple[str, str]]:
     steps = [("fs", "SELECT k, c, MIN(t) AS tf FROM __ev GROUP BY k, c"),
              ("hist", "SELECT q.gid, f.c FROM __fg AS q JOIN __fs AS f ON f.k = q.e"
                       + (" AND f.tf <= q.av" if src.time else ""))]
     if src.dst is None:  # multilabel: the vocabulary
         if mode != "history":
-            steps.append(("vocab", f"SELECT DISTINCT an.av, h.c FROM __an AS an JOIN __ev AS h ON {_visible(src, 'an.av')}"))
+            steps.append(("vocab", "SELECT DISTINCT an.av, h.c FROM __an AS an JOIN __ev AS h ON "
+                                   + _visible(src, "an.av")))
         return steps
     if mode == "history":
         return steps
     n_pop = int(_option(options, "num_popular"))
     window = _recent(src, _option(options, "popular_days")) if src.history else "TRUE"
-    steps.append(("pop", f"SELECT an.av, h.c FROM __an AS an JOIN __ev AS h ON {window} {_valid(src, 'h.c', 'an.av')[0]} "
-                         f"GROUP BY an.av, h.c QUALIFY ROW_NUMBER() OVER (PARTITION BY an.av "
+    where = "WHERE __cfpop " if filtered else ""
+    valid = _valid(src, "h.c", "an.av")[0]
+    steps.append(("pop", f"SELECT an.av, h.c FROM __an AS an JOIN __ev AS h ON {window} {valid} "
+                         f"{where}GROUP BY an.av, h.c QUALIFY ROW_NUMBER() OVER (PARTITION BY an.av "
                          f"ORDER BY SUM(h.m) DESC, h.c) <= {n_pop}"))
     if not src.history:
         return steps
@@ -138,22 +143,29 @@ def _union(src: EventSource, mode: str, steps: list[str]) -> str:
 def candidates(db, vq: ValidatedQuery, pairs: pa.Table, *, options: Mapping[str, Any] | None = None) -> pa.Table:
     """ENTITY, ANCHOR_TIMESTAMP, CLASS: the candidate classes of each distinct (entity, anchor) of
     ``pairs``, ordered by ANCHOR_TIMESTAMP, ENTITY, CLASS. ``options``: ``candidates`` ("all" or
-    "history") and the sizes in :data:`DEFAULTS`."""
+    "history"), ``candidate_filter`` (a PQL condition on destination columns, link prediction) and
+    the sizes in :data:`DEFAULTS`."""
     con: duckdb.DuckDBPyConnection = db.con
     src = event_source(vq)
     mode = _option(options, "candidates")
+    flt = options.get("candidate_filter") if options is not None and hasattr(options, "get") else None
+    filters: dict = {}
+    if flt is not None and src.dst is not None:  # checked (E608, types) before anything runs
+        filters = {"cfpop": candidate_filter_sql(vq.graph, src.dst, flt, exp.column("av", "an")),
+                   "cf": candidate_filter_sql(vq.graph, src.dst, flt, exp.column("av", "q"))}
     with ExitStack() as stack:
         subs = {"fg": group_table(con, pairs, stack)}
         subs["an"] = stack.enter_context(temp_table(con, tpl("SELECT DISTINCT a, av FROM __fg", **subs), "an"))
         subs["ev"] = stack.enter_context(temp_table(con, src.select(), "ev"))
-        steps = _steps(src, options, mode)
+        steps = _steps(src, options, mode, bool(filters))
         for name, text in steps:
-            subs[name] = stack.enter_context(temp_table(con, tpl(text, **subs, **_valid(src, "h.c", "an.av")[1]),
-                                                        name))
+            subs[name] = stack.enter_context(temp_table(con, tpl(text, **subs, **_valid(src, "h.c", "an.av")[1],
+                                                                 **filters), name))
         valid, vsubs = _valid(src, "u.c", "q.av")
+        where = "WHERE __cf " if filters else ""
         text = (f"SELECT q.e AS __ent, q.a AS __anc, u.c AS __cls FROM ({_union(src, mode, [n for n, _ in steps])}) "
-                f"AS u JOIN __fg AS q ON q.gid = u.gid {valid} ORDER BY u.gid, u.c")
-        return fetch(con, tpl(text, **subs, **vsubs, ent=ENTITY, anc=ANCHOR, cls=CLASS))
+                f"AS u JOIN __fg AS q ON q.gid = u.gid {valid} {where}ORDER BY u.gid, u.c")
+        return fetch(con, tpl(text, **subs, **vsubs, **filters, ent=ENTITY, anc=ANCHOR, cls=CLASS))
 
 
 def group_table(con: duckdb.DuckDBPyConnection, pairs: pa.Table, stack: ExitStack) -> str:
