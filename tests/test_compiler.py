@@ -481,3 +481,11 @@ def test_static_link_prediction_on_an_untimed_graph():
     with pytest.raises(PQLRunError) as e:  # one labelled entity cannot fill train, val and test
         cq.training_table()
     assert e.value.code == "E605"
+
+
+def test_data_problems_surface_as_data_errors_before_anchors():
+    g = make_graph(transactions=[])
+    cq = compile_query("PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id", g, database=Database(g))
+    with pytest.raises(PQLError) as e:
+        cq.anchors()
+    assert e.value.code == "E709" or "E709" in [x.code for x in e.value.errors]

@@ -89,3 +89,12 @@ def test_hostile_table_and_column_names_are_quoted_identifiers():
     assert cq.labels([A]).to_pylist() == [{"ENTITY": 1, "ANCHOR_TIMESTAMP": A, "TARGET": 4.0}]
     assert {t: db.con.sql(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchall()
             for t in tables} == before
+
+
+def test_backslashes_newlines_and_unicode_survive_as_literal_values():
+    value = "a\\b\n'c'\t\u00e9\u4e2d"
+    g = make_graph(users=[user(1, name=value), user(2, name="a\\\\b")], transactions=[tx(1, 1, A + DAY)])
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("'", "\\'").replace("\t", "\\t")
+    cq = compile_query(f"PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id WHERE users.name = '{escaped}'",
+                       g, database=Database(g))
+    assert [r["ENTITY"] for r in cq.labels([A]).to_pylist()] == [1]

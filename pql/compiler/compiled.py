@@ -145,7 +145,9 @@ class CompiledQuery:
                 return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
         except PQLError:
             raise
-        except Exception as e:  # a DuckDB failure on SQL we generated is our bug
+        except Exception as e:  # a DuckDB failure on SQL we generated is our bug, unless the data is bad
+            if not check:
+                self._db(check=True)  # raises the data errors (E7xx) that explain the failure, if any
             raise PQLInternalError(f"internal error, please report: {type(e).__name__}: {e}") from None
 
     @functools.cached_property
@@ -153,7 +155,10 @@ class CompiledQuery:
         """§10.2 step 1, from one min/max statement over the target tables."""
         tables = list(self.validated.target_tables)
         rows = self._execute(time_range_sql(self.graph, tables), check=False).to_pylist()
-        return read_time_range([(r["i"], r["lo"], r["hi"]) for r in rows])
+        tr = read_time_range([(r["i"], r["lo"], r["hi"]) for r in rows])
+        if tr.empty:
+            self._db(check=True)  # an empty table is E709 rather than "no anchor fits"
+        return tr
 
     @functools.cached_property
     def _all_range(self) -> TimeRange:
