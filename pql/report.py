@@ -380,19 +380,29 @@ def render_report(run_dir: Path, result: Any = None) -> str:
     k = ((mj.get("task") or {}).get("k")) or _k_from(mj)
     body = [_header(mj), _metrics_section(mj)]
     training = _read_table(run_dir, "training_table")
-    if training is not None and (run_dir / "model").exists() and task in JOINS:
-        scored = _score_held_out(run_dir, task, training, result)
-        if scored.split:
-            body += [_per_anchor_section(task, k, scored), _plots_section(task, scored)]
+    missing = _why_not_scored(run_dir, task, training)
+    scored = _score_held_out(run_dir, task, training, result) if missing is None else Scored()
+    if scored.split:
+        body += [_per_anchor_section(task, k, scored), _plots_section(task, scored)]
     else:
-        body.append("<p class=\"note\">No training table or saved model in this folder: per-anchor metrics "
-                    "and plots are not available.</p>")
+        body.append(f"<p class=\"note\">Per-anchor metrics and plots are not available: "
+                    f"{_e(missing or 'no held-out row could be scored')}.</p>")
     imp = _importances(run_dir, result)
     if imp:
         body.append("<h2 id=\"importances\">Feature importances</h2>" + _img("feature importances",
                                                                              _plot_importances(imp)))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pql run report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
+
+
+def _why_not_scored(run_dir: Path, task: str, training: pa.Table | None) -> str | None:
+    if training is None:
+        return "the folder holds no training table"
+    if not (run_dir / "model").exists():
+        return "the folder holds no saved model"
+    if task not in JOINS:
+        return f"the report does not score {task} tasks again"
+    return None
 
 
 def _k_from(mj: dict[str, Any]) -> int | None:

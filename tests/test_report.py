@@ -190,3 +190,37 @@ def test_report_renders_in_headless_chromium(runs, name, tmp_path):
     assert {alt for alt, *_ in images} == CASES[name][1]
     for alt, complete, nw, nh in images:
         assert complete and nw >= 200 and nh >= 150, (alt, nw, nh)
+
+
+def test_report_reads_a_csv_run_folder(runs, tmp_path):
+    """A run written with --format csv gives the same per-anchor metric as the Parquet one."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from pql.report import write_report
+
+    d, _ = runs["ltv"]
+    copy = tmp_path / "run"
+    shutil.copytree(d, copy)
+    for name in ("training_table", "predictions"):
+        pcsv.write_csv(pq.read_table(copy / f"{name}.parquet"), copy / f"{name}.csv")
+        (copy / f"{name}.parquet").unlink()
+    (copy / "report.html").unlink()
+    page = parse(write_report(copy))
+    mj = json.loads((copy / "metrics.json").read_text())
+    head = next(r for r in page.rows if r and r[0] == "anchor")
+    rows = [r for r in page.rows[page.rows.index(head) + 1:] if r and re.match(r"\d{4}-", r[0])]
+    assert {r[1]: float(r[3]) for r in rows} == pytest.approx({s: mj["metrics"][s]["mae"] for s in ("val", "test")},
+                                                              abs=6e-5)
+
+
+def test_report_without_model_says_why(runs, tmp_path):
+    from pql.report import write_report
+
+    d, _ = runs["churn"]
+    copy = tmp_path / "run"
+    shutil.copytree(d, copy)
+    shutil.rmtree(copy / "model")
+    page = parse(write_report(copy))
+    assert "metrics" in page.ids and "per-anchor" not in page.ids and not page.images
+    assert "no saved model" in "".join(page.text)
