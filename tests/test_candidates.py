@@ -138,3 +138,13 @@ def test_candidate_filter_errors(db, vq):
     assert e.value.code.startswith("E2")
     with pytest.raises(pql.PQLError):
         candidates(db, vq, _pairs([(1, A)]), options={"candidate_filter": "items.nope = 1"})
+
+
+def test_history_passes_the_target_filter(db):
+    """§13: H(u, p) holds only the target rows that pass its inline filter (here a one-hop column)."""
+    vq = pql.validate("PREDICT LIST_DISTINCT(orders.item_id WHERE items.dept = 'food' AND orders.amount > 4, "
+                      "0, 30, days) RANK TOP 5 FOR EACH users.user_id", db.graph)
+    got = _sets(candidates(db, vq, _pairs([(1, A), (2, A)]), options={"candidates": "history"}))
+    assert got == {(1, A): {1}}  # u1: o1, o2 (food, 5 and 7); o3 is toys; u2: o5 (4.0) and o8 (2.0) fail
+    everything = _sets(candidates(db, vq, _pairs([(1, A)]), options={"num_popular": 0, "num_neighbours": 0}))
+    assert everything[(1, A)] == {1, 2}  # "all" keeps the whole history

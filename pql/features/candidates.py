@@ -29,7 +29,7 @@ from pql.validated import ValidatedQuery
 
 from .entity import ANCHOR, ENTITY, _as_pairs
 from .events import EventSource, event_source
-from .filters import candidate_filter_sql
+from .filters import candidate_filter_sql, history_filter
 from .sql import FAR_FUTURE, fetch, registered, temp_table, tpl
 
 __all__ = ["candidates", "candidate_recall", "DEFAULTS", "CLASS"]
@@ -159,13 +159,32 @@ def candidates(db, vq: ValidatedQuery, pairs: pa.Table, *, options: Mapping[str,
         subs["ev"] = stack.enter_context(temp_table(con, src.select(), "ev"))
         steps = _steps(src, options, mode, bool(filters))
         for name, text in steps:
-            subs[name] = stack.enter_context(temp_table(con, tpl(text, **subs, **_valid(src, "h.c", "an.av")[1],
-                                                                 **filters), name))
+            statement = tpl(text, **subs, **_valid(src, "h.c", "an.av")[1], **filters)
+            if name == "hist" and mode == "history":
+                statement = _filtered_history(src, subs) or statement
+            subs[name] = stack.enter_context(temp_table(con, statement, name))
         valid, vsubs = _valid(src, "u.c", "q.av")
         where = "WHERE __cf " if filters else ""
         text = (f"SELECT q.e AS __ent, q.a AS __anc, u.c AS __cls FROM ({_union(src, mode, [n for n, _ in steps])}) "
                 f"AS u JOIN __fg AS q ON q.gid = u.gid {valid} {where}ORDER BY u.gid, u.c")
         return fetch(con, tpl(text, **subs, **vsubs, **filters, ent=ENTITY, anc=ANCHOR, cls=CLASS))
+
+
+def _filtered_history(src: EventSource, subs: dict) -> exp.Expression | None:
+    """H(u, p) through the target's inline filter (§13), for link prediction; None without one."""
+    if src.dst is None or src.parent_fk is not None:
+        return None
+    found = history_filter(src.graph, src.table, src.filter, exp.column("av", "q"))
+    if found is None:
+        return None
+    joins, predicate = found
+    visible = " AND r.__time <= q.av" if src.time else ""
+    select = tpl(f"SELECT DISTINCT q.gid, r.__col AS c FROM __fg AS q JOIN __tbl AS r ON r.__key = q.e{visible} "
+                 "WHERE r.__col IS NOT NULL", fg=subs["fg"], tbl=src.table, col=src.column, key=src.key,
+                 **({"time": src.time} if src.time else {}))
+    for join in joins:
+        select = select.join(join)
+    return select.where(predicate)
 
 
 def group_table(con: duckdb.DuckDBPyConnection, pairs: pa.Table, stack: ExitStack) -> str:

@@ -35,6 +35,7 @@ class EventSource:
     parent_fk: str | None  # static target on a parent's column: the entity's FK to that parent
     dst: str | None  # link prediction: the destination table
     history: bool  # False when the events are the static label itself
+    filter: ast.Node | None = None  # the target's inline filter (history candidates pass it, §13)
 
     @property
     def dst_table(self) -> TableSchema | None:
@@ -86,7 +87,7 @@ def event_source(vq: ValidatedQuery) -> EventSource:
         flatten = "none" if vq.task_type.is_link_prediction else _flatten(dtype, is_ld)
         return EventSource(graph, vq.entity_table, table.name, column.name, edge.fkey, table.time_column,
                            flatten, None, vq.dst_table if vq.task_type.is_link_prediction else None,
-                           history=not static)
+                           history=not static, filter=target.filter)
     assert isinstance(target, ast.Column)  # a static multilabel target: a column of the entity or a parent
     table = graph.table(target.table)
     dtype = table.columns[target.name].dtype

@@ -73,3 +73,63 @@ def candidate_filter_sql(graph: Graph, dst: str, value: Any, bound: exp.Expressi
     for p in parts[1:]:
         out = exp.And(this=out, expression=p)
     return out
+
+
+class _EventScope:
+    """A row ``r`` of the target table at anchor ``an.av``, and its one-hop parents (visible at the
+    anchor, end times after it read as NULL). Aggregations are not resolved here."""
+
+    def __init__(self, graph: Graph, table: TableSchema, bound: exp.Expression) -> None:
+        self.graph, self.table, self.bound = graph, table, bound
+        self.joins: list[exp.Join] = []
+        self._aliases: dict[str, str] = {}
+
+    def _masked(self, table: TableSchema, alias: str, name: str) -> exp.Expression:
+        expr: exp.Expression = qcol(name, alias)
+        if name == table.end_time_column:
+            expr = exp.Case(ifs=[exp.If(this=exp.GT(this=expr.copy(), expression=self.bound.copy()),
+                                        true=exp.cast(exp.Null(), "TIMESTAMP"))], default=expr)
+        return expr
+
+    def _parent(self, name: str) -> str:
+        if name not in self._aliases:
+            alias = f"p{len(self._aliases)}"
+            edge = self.graph.edges_between(self.table.name, name)[0]
+            parent = self.graph.table(name)
+            on: exp.Expression = exp.EQ(this=qcol(parent.primary_key, alias), expression=qcol(edge.fkey, "r"))
+            if parent.time_column:
+                on = exp.And(this=on, expression=exp.LTE(this=qcol(parent.time_column, alias),
+                                                         expression=self.bound.copy()))
+            self.joins.append(exp.Join(this=exp.Table(this=exp.to_identifier(name, quoted=True),
+                                                      alias=exp.TableAlias(this=exp.to_identifier(alias))),
+                                       on=on, side="LEFT"))
+            self._aliases[name] = alias
+        return self._aliases[name]
+
+    def operand(self, node: ast.Column | ast.Aggregation) -> Operand:
+        if not isinstance(node, ast.Column):
+            raise NotImplementedError("aggregations in a target filter")
+        if node.table == self.table.name:
+            table, alias = self.table, "r"
+        else:
+            table, alias = self.graph.table(node.table), self._parent(node.table)
+        return Operand(self._masked(table, alias, node.name), table.columns[node.name].dtype)
+
+
+def history_filter(graph: Graph, table: str, cond: ast.Node | None,
+                   bound: exp.Expression) -> tuple[list[exp.Join], exp.Expression] | None:
+    """The target's inline filter over its rows ``r`` at anchor ``bound`` (§13: H(u, p) passes it):
+    the joins it needs and the predicate. None when there is no filter, or when it holds nested
+    aggregations, which history candidates then do not apply (a superset of H)."""
+    if cond is None:
+        return None
+    scope = _EventScope(graph, graph.table(table), bound)
+    try:
+        compiled = compile_condition(cond, scope)
+    except NotImplementedError:
+        return None
+    parts = list(compiled.defined) + [compiled.expr]
+    out = parts[0]
+    for p in parts[1:]:
+        out = exp.And(this=out, expression=p)
+    return scope.joins, out
