@@ -337,7 +337,9 @@ def _per_anchor_section(task: str, k: int | None, scored: Scored) -> str:
     rows = [[str(a), s, len(scored.y[a]), v] for a, s, v in points]
     out = ["<h2 id=\"per-anchor\">Metric per anchor</h2>",
            "<p class=\"note\">The run keeps no scored rows for the held-out anchors, so the saved model scored "
-           "each val and test anchor again; train anchors are in-sample and not shown.</p>",
+           "each val and test anchor again; train anchors are in-sample and not shown."
+           + (" Forecasting: each anchor's row is the first timeframe predicted from that anchor, so these "
+              "values can differ from the run's metrics." if task == "forecasting" else "") + "</p>",
            _table(["anchor", "split", "rows", name], rows)]
     plotted = [(a, s, v) for a, s, v in points if v is not None]
     if plotted:
