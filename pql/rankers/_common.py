@@ -88,9 +88,10 @@ def heuristic_pair_score(data: FeatureSet) -> np.ndarray:
 
 def sample_pair_rows(y: np.ndarray, group: np.ndarray, negatives: int, rng: np.random.Generator,
                      hard: np.ndarray | None = None, hard_share: float = 0.5,
-                     with_weights: bool = False) -> Any:
+                     with_weights: bool = False, positives: int = 0) -> Any:
     """Rows kept for training a pair model: every positive and up to ``negatives`` negatives per group.
 
+    ``positives`` > 0 also bounds the positives kept per group (drawn uniformly, weighted).
     Groups without a positive carry no signal for ranking and are dropped. A ``hard_share`` of the
     negatives are the group's highest-``hard`` ones (ties by row order); the rest are drawn uniformly
     with ``rng``. Returns sorted row indices, so the output keeps the input's group order; with
@@ -109,9 +110,13 @@ def sample_pair_rows(y: np.ndarray, group: np.ndarray, negatives: int, rng: np.r
             continue
         neg = np.flatnonzero(~gpos) + lo
         p = np.flatnonzero(gpos) + lo
+        wp = np.ones(len(p))
+        if 0 < positives < len(p):
+            wp = np.full(positives, len(p) / positives)
+            p = np.sort(rng.choice(p, size=positives, replace=False))
         if len(neg) <= negatives:
             keep += [p, neg]
-            weights += [np.ones(len(p) + len(neg))]
+            weights += [wp, np.ones(len(neg))]
             continue
         chosen = np.zeros(len(neg), dtype=bool)
         if n_hard:
@@ -123,7 +128,7 @@ def sample_pair_rows(y: np.ndarray, group: np.ndarray, negatives: int, rng: np.r
         w[drawn] = len(rest) / len(drawn)
         chosen[drawn] = True
         keep += [p, neg[chosen]]
-        weights += [np.ones(len(p)), w[chosen]]
+        weights += [wp, w[chosen]]
     if not keep:
         rows, w = np.zeros(0, dtype=np.int64), np.zeros(0)
     else:

@@ -41,8 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "n_iter_no_change": 20,
     "loss": "squared_error",         # regression / forecasting
     "negatives_per_group": 40,       # pair tasks: negatives kept per (entity, anchor)
+    "positives_per_group": 0,        # pair tasks: positives kept per group (0: all)
     "hard_share": 0.5,               # of those, the share taken hardest-first
     "weighted": True,                # weight sampled negatives by their inverse inclusion probability
+    "group_weight_power": 0.0,       # weight a group's rows by 1 / (its relevant rows) ** power
     "pairs_per_positive": 4,         # pairwise: negatives paired with each positive
     "reference_size": 16,            # pairwise: reference rows a score is averaged over
     "importance_rows": 2000,         # rows kept for permutation importance
@@ -139,8 +141,17 @@ class GBDTRanker(Ranker):
         c = self.config
         rows, weight = sample_pair_rows(y, data.group, int(c["negatives_per_group"]), rng,
                                         hard=heuristic_pair_score(data), hard_share=float(c["hard_share"]),
-                                        with_weights=True)
-        return rows, (weight if c["weighted"] else np.ones(len(rows)))
+                                        with_weights=True, positives=int(c["positives_per_group"]))
+        weight = weight if c["weighted"] else np.ones(len(rows))
+        power = float(c["group_weight_power"])
+        if power and len(rows):
+            # groups with many relevant rows would dominate the loss; MAP averages over groups
+            g = data.group[rows]
+            _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+            npos = np.bincount(inverse, weights=(y[rows] > 0.5).astype(np.float64))
+            weight = weight / np.maximum(npos[inverse], 1.0) ** power
+            weight *= len(weight) / weight.sum()
+        return rows, weight
 
     def _pair_rows(self, train: FeatureSet, y: np.ndarray, valid: FeatureSet | None,
                    rng: np.random.Generator):
@@ -166,27 +177,22 @@ class GBDTRanker(Ranker):
 
     def _pairwise_rows(self, X: np.ndarray, rel: np.ndarray, group: np.ndarray,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Differences (positive - negative) labelled 1 and their negations labelled 0."""
-        from pql.rankers._common import group_bounds
-
-        bounds = group_bounds(group)
+        """Differences (positive - negative) labelled 1 and their negations labelled 0; each
+        positive is paired with ``pairs_per_positive`` negatives of its group (drawn with
+        replacement)."""
         m = int(self.config["pairs_per_positive"])
-        left: list[np.ndarray] = []
-        right: list[np.ndarray] = []
-        for g in range(len(bounds) - 1):
-            lo, hi = int(bounds[g]), int(bounds[g + 1])
-            pos = np.flatnonzero(rel[lo:hi] == 1) + lo
-            neg = np.flatnonzero(rel[lo:hi] == 0) + lo
-            if len(pos) == 0 or len(neg) == 0:
-                continue
-            for p in pos:
-                chosen = rng.choice(neg, size=min(m, len(neg)), replace=False)
-                left.append(np.full(len(chosen), p))
-                right.append(chosen)
-        if not left:
+        negs = np.flatnonzero(rel == 0)            # rows are grouped, so negs are too
+        pos = np.flatnonzero(rel == 1)
+        groups, neg_start, neg_count = np.unique(group[negs], return_index=True, return_counts=True)
+        slot = np.searchsorted(groups, group[pos])
+        found = (slot < len(groups)) & (groups[np.minimum(slot, len(groups) - 1)] == group[pos])
+        pos, slot = pos[found], slot[found]
+        if len(pos) == 0:
             raise PQLRunError("no group has both a relevant and an irrelevant candidate; a pairwise "
                               "ranker cannot learn", code="E616")
-        a, b = np.concatenate(left), np.concatenate(right)
+        a = np.repeat(pos, m)
+        draw = (rng.random(len(a)) * np.repeat(neg_count[slot], m)).astype(np.int64)
+        b = negs[np.repeat(neg_start[slot], m) + draw]
         diff = X[a] - X[b]
         return np.vstack([diff, -diff]), np.concatenate([np.ones(len(a), np.int64), np.zeros(len(a), np.int64)])
 
