@@ -28,7 +28,7 @@ from pql import ast as A
 from pql.graph import ColumnSchema, Dtype, Edge, Graph, Stype, TableSchema
 from tests.reference import shift
 
-__all__ = ["Case", "cases", "graphs_with_data", "queries_for", "BASE_ANCHORS", "case_text"]
+__all__ = ["Case", "cases", "COARSE_UNITS", "graphs_with_data", "queries_for", "BASE_ANCHORS", "case_text"]
 
 D = dt.datetime
 U = A.TimeUnit
@@ -114,9 +114,18 @@ class _Spec:
 
 
 @st.composite
-def _fill(draw, spec: _Spec, n: int, pool: list[D], keys: dict[str, list[Any]], str_keys: bool) -> list[dict]:
+def _moment(draw, pool: list[D], anchors: list[D], null_p: float) -> D | None:
+    """A time or end time: often exactly an anchor (existence edges), else from the pool."""
+    if draw(st.integers(1, 4)) == 4:
+        return draw(st.sampled_from(anchors))
+    return draw(_value(T, pool, null_p=null_p))
+
+
+@st.composite
+def _fill(draw, spec: _Spec, n: int, pool: list[D], anchors: list[D], keys: dict[str, list[Any]],
+          str_keys: bool) -> list[dict]:
     ids = draw(st.permutations(list(range(1, n + 1))))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         row: dict[str, Any] = {}
         for name, dtype, _ in spec.cols:
@@ -127,11 +136,15 @@ def _fill(draw, spec: _Spec, n: int, pool: list[D], keys: dict[str, list[Any]], 
                 orphan = "k99" if isinstance(parent_keys[0], str) else 99
                 row[name] = draw(st.sampled_from(parent_keys * 3 + [None, orphan]))
             elif name == spec.time:
-                row[name] = draw(_value(T, pool, null_p=0.08))
+                row[name] = draw(_moment(pool, anchors, null_p=0.08))
             elif name == spec.end:
-                row[name] = draw(_value(T, pool, null_p=0.6))
+                row[name] = draw(_moment(pool, anchors, null_p=0.6))
             else:
                 row[name] = draw(_value(dtype, pool))
+        if rows and spec.fks and spec.time and draw(st.integers(1, 4)) == 4:
+            # a tie: same parent and same time as an earlier row, so FIRST/LAST need the PK / row order
+            twin = draw(st.sampled_from(rows))
+            row.update({c: twin[c] for c in [spec.time, *spec.fks]})
         rows.append(row)
     return rows
 
@@ -148,8 +161,9 @@ def graphs_with_data(draw, units: list[A.TimeUnit], anchors: list[D]):
     str_keys = draw(st.booleans())
     kdt = S if str_keys else I
     ent_timed, ent_end = draw(st.booleans()), draw(st.booleans())
-    has_item, item_timed, item_end = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
-    fact_pk, has_fact2, has_sub = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    has_item, item_timed, item_end = draw(st.booleans()), draw(st.integers(1, 4)) != 4, draw(st.integers(1, 3)) != 3
+    fact_pk, has_fact2 = draw(st.integers(1, 4)) != 4, draw(st.booleans())
+    has_sub = draw(st.integers(1, 3)) != 3
 
     specs = [_Spec("par", [("par_id", I, ID), ("pname", S, CAT), ("pop", I, NUM)], "par_id")]
     ent_cols = [("ent_id", kdt, ID), ("age", I, NUM), ("score", F, NUM), ("seg", S, CAT), ("vip", B, CAT),
@@ -198,7 +212,7 @@ def graphs_with_data(draw, units: list[A.TimeUnit], anchors: list[D]):
     edges: list[Edge] = []
     for spec in specs:
         n = draw(st.integers(*sizes[spec.name]))
-        rows[spec.name] = draw(_fill(spec, n, pool, keys, str_keys))
+        rows[spec.name] = draw(_fill(spec, n, pool, anchors, keys, str_keys))
         if spec.pk:
             keys[spec.name] = [r[spec.pk] for r in rows[spec.name]]
         tables[spec.name] = TableSchema(
@@ -327,8 +341,8 @@ class QueryGen:
                 out += [(A.AggFunc.SUM, colnode, c.dtype), (A.AggFunc.AVG, colnode, F)]
             if not c.dtype.is_list:
                 out += [(A.AggFunc.MIN, colnode, c.dtype), (A.AggFunc.MAX, colnode, c.dtype)]
-            if not is_fk:
-                out += [(A.AggFunc.FIRST, colnode, c.dtype), (A.AggFunc.LAST, colnode, c.dtype)]
+            if not is_fk:  # twice: their ordering rules (time, PK, row order) deserve the attention
+                out += [(A.AggFunc.FIRST, colnode, c.dtype), (A.AggFunc.LAST, colnode, c.dtype)] * 2
             if c.name != pk and c.dtype in (I, S, LS):
                 out.append((A.AggFunc.LIST_DISTINCT, colnode, LS if c.dtype is LS else
                             (Dtype.LIST_INT if c.dtype is I else LS)))
@@ -378,10 +392,16 @@ class QueryGen:
             return self.condition(ctx), None, False
         table = d(st.sampled_from(self.children(entity)))
         choices = [c for c in self.agg_choices(table) if self._value_target_ok(c, entity)]
+        lists = [c for c in choices if c[0] is A.AggFunc.LIST_DISTINCT]
+        links = [c for c in lists if self.graph.is_foreign_key(table, c[1].name)]
+        if links and self.one_in(3):  # link prediction whenever the child has an FK to another table
+            choices = links
+        elif lists and self.one_in(4):  # other set-valued targets
+            choices = lists
         func, column, dtype = d(st.sampled_from(choices))
         set_valued = dtype.is_list
         fk = self.graph.foreign_key(table, column.name) if isinstance(column, A.Column) else None
-        lp = set_valued and fk is not None and d(st.booleans())
+        lp = set_valued and fk is not None and not self.one_in(4)
         inner = _Ctx(table, entity, "target", True, True, top=False, lp=lp)
         flt = self.condition(inner, 1) if self.one_in(3) else None
         target = A.Aggregation(func, column, flt, self.window(ctx))
@@ -425,7 +445,7 @@ class QueryGen:
         entities = [t for t in ("ent", "item", "par") if t in self.graph and self.children(t)]
         entity = d(st.sampled_from(entities + ["ent"] * 3))
         pk = self.graph.table(entity).primary_key
-        temporal = d(st.integers(0, 5)) > 0
+        temporal = not self.one_in(6)
         assuming = None
         if temporal:
             target, problem, lp = self.temporal_target(entity)
@@ -438,7 +458,12 @@ class QueryGen:
         if self.one_in(3):
             fctx = _Ctx(entity, entity, "filter", static_ok=True, agg_ok=temporal)
             where = self.condition(fctx, 1)
-        return A.Query(target, problem, A.EntitySpec(A.Column(entity, pk), where), assuming)
+        ids = None
+        if self.one_in(10):  # X1: listed ids do not restrict training (§10.3)
+            keys = sorted({r[pk] for r in self.rows[entity]}, key=repr)
+            picked = d(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True))
+            ids = tuple(A.StrLit(k) if isinstance(k, str) else A.IntLit(k) for k in picked)
+        return A.Query(target, problem, A.EntitySpec(A.Column(entity, pk), where, ids), assuming)
 
 
 @st.composite
@@ -446,11 +471,15 @@ def queries_for(draw, graph: Graph, rows: dict[str, list[dict]], units: list[A.T
     return QueryGen(draw, graph, rows, units, pool).query()
 
 
+COARSE_UNITS = [u for u in UNITS if u not in (U.SECONDS, U.MINUTES)]
+
+
 @st.composite
-def cases(draw) -> Case:
+def cases(draw, units: list[A.TimeUnit] = UNITS) -> Case:
     """A graph with data, a valid-by-construction query and 2-4 anchors (month ends, mid-month,
-    and exact event timestamps)."""
-    units = draw(st.lists(st.sampled_from(UNITS), min_size=1, max_size=2, unique=True))
+    and exact event timestamps). ``units`` limits the window units (anchor tests use
+    ``COARSE_UNITS``, since a seconds step over months of data gives millions of anchors)."""
+    units = draw(st.lists(st.sampled_from(units), min_size=1, max_size=2, unique=True))
     anchors = draw(st.lists(st.sampled_from(BASE_ANCHORS), min_size=1, max_size=2, unique=True))
     graph, rows, pool = draw(graphs_with_data(units, anchors))
     query = draw(queries_for(graph, rows, units, pool))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import pql
 from pql.data import Database
 from pql.errors import PQLError, PQLValidationError
-from tests.gen_graphs import Case, case_text, cases
+from tests.gen_graphs import COARSE_UNITS, Case, case_text, cases
 from tests.reference import reference_anchors, reference_labels
 
 _CON = duckdb.connect()  # one connection for every case; each case re-creates its views in it
@@ -100,7 +100,7 @@ OPTION_SETS = st.sampled_from([
 
 
 @settings(max_examples=120, **SETTINGS)
-@given(cases(), OPTION_SETS)
+@given(cases(units=COARSE_UNITS), OPTION_SETS)
 def test_anchors_match_reference(case: Case, options: dict) -> None:
     try:
         expected = reference_anchors(case.query, case.graph, case.rows, **options)
@@ -113,3 +113,91 @@ def test_anchors_match_reference(case: Case, options: dict) -> None:
         assert err.value.code == "E603", case_text(case)
         return
     assert cq.anchors() == expected, f"options {options}\n{case_text(case)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pinned cases: semantics that random cases reach only rarely, on the reference schema (§2) with
+# hand-made rows. Each compares the compiler with the reference and with a hand-computed answer.
+
+from tests.schemas import reference_graph  # noqa: E402
+from tests.test_reference import item, rows, tx, user  # noqa: E402  (the hand-made row builders)
+
+D = dt.datetime
+A0 = D(2024, 1, 31)
+
+
+def graph_with(data: dict[str, list[dict]], *, no_pk: tuple[str, ...] = ()) -> Any:
+    """The reference schema with ``data`` attached as in-memory pyarrow tables."""
+    import pyarrow as pa
+
+    from tests.gen_graphs import ARROW
+
+    graph = reference_graph()
+    for t in graph:
+        if t.name in no_pk:
+            t.primary_key = None
+        schema = pa.schema([(c.name, ARROW[c.dtype]) for c in t.columns.values()])
+        t.data = pa.Table.from_pylist(data[t.name], schema=schema)
+    return graph
+
+
+def pinned(text: str, data: dict[str, list[dict]], anchors: list[D], expected: list[tuple], **kw: Any) -> None:
+    graph = graph_with(data, **kw)
+    query = pql.parse(text)
+    ref = reference_labels(query, graph, data, anchors)
+    assert_same_labels(ref, expected, f"reference vs hand-computed: {text}")
+    cq = pql.compile(query, graph, database=Database(graph, con=_CON))
+    assert_same_labels(sql_labels(cq, anchors), expected, f"SQL vs hand-computed: {text}")
+
+
+def test_pinned_first_last_ties_break_on_primary_key_then_row_order():
+    same = D(2024, 2, 5)
+    txs = [tx(9, 1, same, status="b"), tx(3, 1, same, status="a"), tx(5, 1, same, status=None),
+           tx(7, 1, D(2024, 2, 2), status="z"), tx(8, 1, D(2024, 2, 9), status=None)]
+    data = rows([user(1)], txs)
+    pinned("PREDICT FIRST(transactions.status, 0, 30) FOR EACH users.user_id", data, [A0], [(1, A0, "z")])
+    pinned("PREDICT LAST(transactions.status, 0, 30) FOR EACH users.user_id", data, [A0], [(1, A0, "b")])
+    # without a primary key the source row order breaks the tie: "b" comes before "a"
+    pinned("PREDICT LAST(transactions.status, 0, 30) FOR EACH users.user_id", data, [A0], [(1, A0, "a")],
+           no_pk=("transactions",))
+
+
+def test_pinned_month_windows_clamp_at_month_end():
+    txs = [tx(1, 1, D(2024, 2, 29)), tx(2, 1, D(2024, 3, 1)), tx(3, 1, A0), tx(4, 1, D(2023, 12, 31)),
+           tx(5, 1, D(2024, 1, 1))]
+    data = rows([user(1)], txs)
+    pinned("PREDICT COUNT(transactions.*, 0, 1, months) FOR EACH users.user_id", data, [A0], [(1, A0, 1)])
+    pinned("PREDICT COUNT(transactions.*, 0, 1, months) FOR EACH users.user_id "
+           "WHERE COUNT(transactions.*, -1, 0, months) = 2", data, [A0], [(1, A0, 1)])
+
+
+def test_pinned_existence_and_link_destinations_at_end_time_edges():
+    items = [item(1), item(2, start=D(2024, 2, 1)), item(3, end=A0), item(4, end=D(2024, 3, 1)), item(5, start=A0)]
+    txs = [tx(i, 1, D(2024, 2, 1 + i), item=i) for i in range(1, 6)] + [tx(9, 1, D(2024, 2, 9), item=77)]
+    users = [user(1), user(2, joined=A0), user(3, joined=D(2024, 2, 1))]
+    data = rows(users, txs, items)
+    pinned("PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) RANK TOP 5 FOR EACH users.user_id",
+           data, [A0], [(1, A0, [1, 4, 5])])
+    pinned("PREDICT COUNT(transactions.*, 0, 30) FOR EACH items.item_id", data, [A0],
+           [(1, A0, 1), (4, A0, 1), (5, A0, 1)])
+    pinned("PREDICT COUNT(transactions.*, 0, 30) FOR EACH users.user_id", data, [A0],
+           [(1, A0, 6), (2, A0, 0)])
+
+
+def test_pinned_undefined_inside_an_inline_filter_drops_only_that_row():
+    users = [user(1, joined=D(2024, 2, 1), region_id=1), user(2, joined=D(2024, 2, 2), region_id=1),
+             user(3, joined=D(2024, 2, 3), region_id=1)]
+    txs = [tx(1, 1, D(2024, 2, 5), price=5.0), tx(2, 3, D(2024, 2, 5), price=1.0)]
+    text = ("PREDICT COUNT(users.* WHERE AVG(transactions.price, 0, 30) > 2 OR users.age > 0, 0, 30) "
+            "FOR EACH regions.region_id")
+    pinned(text, rows(users, txs), [A0], [(1, A0, 2), (2, A0, 0)])
+
+
+def test_pinned_static_condition_target_null_operand_is_unlabelled():
+    users = [user(1, age=None, country="US"), user(2, age=50, country=None), user(3, age=20, country="DE"),
+             user(4, age=None, country=None, is_vip=None)]
+    p = D(2024, 6, 1)
+    data = rows(users, [tx(1, 1, p)])
+    pinned("PREDICT users.age > 40 OR users.country = 'US' FOR EACH users.user_id", data, [p], [(3, p, False)])
+    pinned("PREDICT users.age IS NULL FOR EACH users.user_id", data, [p],
+           [(1, p, True), (2, p, False), (3, p, False), (4, p, True)])
