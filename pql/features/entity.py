@@ -111,4 +111,6 @@ def entity_features(db, vq: ValidatedQuery, pairs: pa.Table) -> FeatureSet:
         name, index, n = stack.enter_context(pair_table(con, pairs))
         blocks = entity_blocks(con, vq.graph, vq.entity_table, name, exclusions(vq), stack)
         X, names = fill(con, blocks, n)
-    return FeatureSet(keys=keys, X=np.ascontiguousarray(X[index]), names=names)
+    if len(index) != n or not np.array_equal(index, np.arange(n)):  # else the rows are already in order
+        X = np.ascontiguousarray(X[index])
+    return FeatureSet(keys=keys, X=X, names=names)
