@@ -23,7 +23,6 @@ from pql.errors import PQLError, PQLInternalError, PQLRunError, PQLWarning
 from pql.validated import ValidatedQuery
 
 from .anchors import TimeRange, prediction_anchor, read_time_range, time_range_sql, training_anchors
-from .conditions import literal_sql  # noqa: F401  (re-exported for tools)
 from .options import Options, SplitSpec, invalid, parse_timestamp
 from .splits import SPLITS, anchor_splits, check_split, default_split
 from .stages import StageBuilder

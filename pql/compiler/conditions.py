@@ -145,19 +145,3 @@ _CONDITIONS: dict[type, Callable[[ast.Node, Scope], CompiledCondition]] = {
 def compile_condition(node: ast.Node, scope: Scope) -> CompiledCondition:
     return _CONDITIONS[type(node)](node, scope)
 
-
-def conjunction(parts: list[exp.Expression]) -> exp.Expression | None:
-    """AND of the parts (None when there are none), deduplicated structurally."""
-    unique: list[exp.Expression] = []
-    seen: set[str] = set()
-    for p in parts:
-        key = p.sql()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    if not unique:
-        return None
-    out = unique[0]
-    for p in unique[1:]:
-        out = exp.And(this=out, expression=p)
-    return out

@@ -2,8 +2,9 @@
 
 An aggregation CTE computes, for every (key, anchor) pair that has input, the value ``v`` and the
 input count ``n``. It joins the aggregated table to the ``anchors`` CTE on the window only (a range
-join DuckDB executes as an IEJoin), so every anchor is handled in one statement and no row is
-paired with anchors whose window it is not in. Keys without input get the empty-window value (or
+join DuckDB executes as a merge join), so every anchor is handled in one statement and no row is
+paired with anchors whose window it is not in. It groups by (key, anchor index): small integers
+whose statistics let DuckDB use its perfect-hash aggregate. Keys without input get the empty-window value (or
 are undefined) when a scope LEFT JOINs the CTE on (key, anchor).
 
 A *scope* is the row an expression is evaluated against: the entity row of the final query

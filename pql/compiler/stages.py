@@ -18,7 +18,7 @@ from pql.ast import AggFunc, QueryKind, TaskType
 from pql.graph import Dtype
 from pql.validated import ValidatedQuery
 
-from .conditions import CompiledCondition, compile_condition
+from .conditions import CompiledCondition, compile_condition, literal_sql
 from .options import SplitSpec
 from .plan import EntityScope, Planner
 from .splits import SPLIT_TIME, split_case, static_split_select
@@ -83,8 +83,6 @@ class StageBuilder:
         anchor = col(ANCHOR, "a")
         where = [exp.Not(this=exp.Is(this=pk.copy(), expression=exp.Null()))]
         if ids is not None:
-            from .conditions import literal_sql
-
             where.append(exp.In(this=pk.copy(), expressions=[literal_sql(i) for i in ids]))
         if exists:
             t, end = self.entity.time_column, self.entity.end_time_column
