@@ -270,3 +270,30 @@ def test_missing_contract_feature_is_a_clear_error():
     with pytest.raises(PQLRunError) as err:
         ranker.predict(data)
     assert err.value.code == "E615" and "pair_count" in str(err.value)
+
+
+def test_sample_weights_undo_the_negative_sampling():
+    data = pair_set(seed=2)
+    rows, w = sample_pair_rows(data.y, data.group, 6, np.random.default_rng(1),
+                               hard=data.column("pair_decay_count"), with_weights=True, positives=2)
+    for g in set(data.group[rows]):
+        kept = data.group[rows] == g
+        in_group = data.group == g
+        neg, pos = kept & (data.y[rows] == 0), kept & (data.y[rows] == 1)
+        # the weighted counts of the sample equal the group's counts of negatives and positives
+        assert w[neg].sum() == pytest.approx((in_group & (data.y == 0)).sum())
+        assert w[pos].sum() == pytest.approx((in_group & (data.y == 1)).sum())
+        assert pos.sum() <= 2
+
+
+def test_regression_losses_are_checked():
+    with pytest.raises(PQLRunError) as err:
+        create_ranker("gbdt", T.REGRESSION, loss="hinge")
+    assert err.value.code == "E602"
+    data = node_set(T.REGRESSION)   # has negative targets
+    with pytest.raises(PQLRunError) as err:
+        create_ranker("gbdt", T.REGRESSION, loss="poisson").fit(data, task(T.REGRESSION))
+    assert err.value.code == "E602" and "non-negative" in str(err.value)
+    with pytest.raises(PQLRunError) as err:
+        create_ranker("torch", T.REGRESSION, loss="hinge")
+    assert err.value.code == "E602"

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "max_bins": 255,
     "early_stopping": True,
     "n_iter_no_change": 20,
-    "loss": "squared_error",         # regression / forecasting
+    "loss": "absolute_error",        # regression / forecasting: MAE is their tune metric (spec §14)
     "negatives_per_group": 40,       # pair tasks: negatives kept per (entity, anchor)
     "positives_per_group": 0,        # pair tasks: positives kept per group (0: all)
     "hard_share": 0.5,               # of those, the share taken hardest-first
@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "n_threads": 0,                  # 0: half the CPUs (see _common.thread_count)
 }
 _OBJECTIVES = ("pointwise", "pairwise")
+_LOSSES = ("absolute_error", "squared_error", "poisson", "gamma")
 
 
 class GBDTRanker(Ranker):
@@ -63,6 +64,9 @@ class GBDTRanker(Ranker):
         if self.config["objective"] not in _OBJECTIVES:
             raise PQLRunError(f"objective = {self.config['objective']!r} is invalid: expected one of "
                               f"{', '.join(_OBJECTIVES)}", code="E602")
+        if self.config["loss"] not in _LOSSES:
+            raise PQLRunError(f"loss = {self.config['loss']!r} is invalid: expected one of "
+                              f"{', '.join(_LOSSES)}", code="E602")
         self.model: Any = None
         self.names: list[str] = []
         self.class_index: np.ndarray | None = None   # multiclass: model column -> task class code
@@ -98,6 +102,7 @@ class GBDTRanker(Ranker):
         else:
             X, target = train.X, self._node_target(y, task)
             val = self._node_valid(valid, task)
+            self._check_loss_domain(target, task)
         empty = np.isnan(X).all(axis=0) if len(X) else np.zeros(X.shape[1], dtype=bool)
         if empty.any():  # scikit-learn cannot bin a column without any value; a constant is ignored
             X = X.copy()
@@ -118,6 +123,16 @@ class GBDTRanker(Ranker):
                                                else train, rng)
         if progress:
             progress(f"gbdt: {self.model.n_iter_} trees", 1.0)
+
+    def _check_loss_domain(self, target: np.ndarray, task: TaskInfo) -> None:
+        loss = self.config["loss"]
+        if task.task_type not in VALUE_TASKS or loss not in ("poisson", "gamma"):
+            return
+        bad = (target < 0) if loss == "poisson" else (target <= 0)
+        if bad.any():
+            need = "non-negative" if loss == "poisson" else "positive"
+            raise PQLRunError(f"loss = '{loss}' is invalid: it needs {need} targets, found "
+                              f"{float(target[bad][0]):g}", code="E602")
 
     @staticmethod
     def _node_target(y: np.ndarray, task: TaskInfo) -> np.ndarray:
