@@ -42,8 +42,10 @@ class Block:
         assert len(self.names) == len(self.defaults)
 
 
-def fill(con: duckdb.DuckDBPyConnection, blocks: list[Block], n_rows: int) -> tuple[np.ndarray, list[str]]:
-    """Run every block and assemble X (n_rows x total features) with the names in block order."""
+def fill(con: duckdb.DuckDBPyConnection, blocks: list[Block], n_rows: int,
+         row_map: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Run every block and assemble X (n_rows x total features) with the names in block order;
+    ``row_map`` (a permutation) places block row i at X row ``row_map[i]``."""
     names = [n for b in blocks for n in b.names]
     X = np.empty((n_rows, len(names)), dtype=np.float32)
     col = 0
@@ -54,6 +56,6 @@ def fill(con: duckdb.DuckDBPyConnection, blocks: list[Block], n_rows: int) -> tu
             step = b.batch or max(n_rows, 1)
             for lo in range(0, max(n_rows, 1), step):
                 fetch_into(con, b.statement(lo, min(lo + step, n_rows)), X, col, ROW,
-                           [alias(i) for i in range(width)])
+                           [alias(i) for i in range(width)], row_map=row_map)
         col += width
     return X, names

@@ -110,7 +110,11 @@ def entity_features(db, vq: ValidatedQuery, pairs: pa.Table) -> FeatureSet:
     with ExitStack() as stack:
         name, index, n = stack.enter_context(pair_table(con, pairs))
         blocks = entity_blocks(con, vq.graph, vq.entity_table, name, exclusions(vq), stack)
-        X, names = fill(con, blocks, n)
-    if len(index) != n or not np.array_equal(index, np.arange(n)):  # else the rows are already in order
-        X = np.ascontiguousarray(X[index])
+        if len(index) == n:  # distinct pairs: write each straight to its input row
+            inverse = np.empty(n, dtype=np.int64)
+            inverse[index] = np.arange(n)
+            X, names = fill(con, blocks, n, row_map=inverse)
+        else:  # duplicated pairs: compute once, then copy out
+            X, names = fill(con, blocks, n)
+            X = np.ascontiguousarray(X[index])
     return FeatureSet(keys=keys, X=X, names=names)

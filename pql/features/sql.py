@@ -88,7 +88,7 @@ def fetch(con: duckdb.DuckDBPyConnection, statement: exp.Expression) -> pa.Table
 
 
 def fetch_into(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.ndarray, col0: int,
-               row_col: str, names: list[str], batch_rows: int = 1 << 20) -> int:
+               row_col: str, names: list[str], batch_rows: int = 1 << 20, row_map: np.ndarray | None = None) -> int:
     """Run ``statement`` and scatter its ``names`` columns into ``X[row, col0:]`` by its ``row_col``
     column (row indices), in record batches so a wide result is never held twice. Returns rows read."""
     try:
@@ -98,6 +98,8 @@ def fetch_into(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.
     n = 0
     for batch in reader:
         rows = batch.column(row_col).to_numpy(zero_copy_only=False).astype(np.int64)
+        if row_map is not None:
+            rows = row_map[rows]
         block = np.empty((batch.num_rows, len(names)), dtype=np.float32)
         for j, name in enumerate(names):
             values = batch.column(name)
