@@ -42,7 +42,10 @@ def progress_reporter(title: str) -> Iterator[Callable[[str, float], None] | Non
             yield lambda msg, frac: bar.update(task, completed=frac, description=msg[:60])
         return
     if settings.verbosity >= 1:
-        yield lambda msg, frac: click.echo(f"[{frac:4.0%}] {msg}", err=True)
+        import time
+
+        t0 = time.perf_counter()
+        yield lambda msg, frac: click.echo(f"[{frac:4.0%} {time.perf_counter() - t0:6.1f}s] {msg}", err=True)
         return
     yield None
 

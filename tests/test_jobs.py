@@ -106,6 +106,9 @@ def test_node_examples_write_every_output(graph, tmp_path, name):
         first = preds.filter(pc.equal(preds.column("ENTITY"), preds.column("ENTITY")[0]))
         stamps = first.column("ANCHOR_TIMESTAMP").to_pylist()
         assert [(s - stamps[0]).days for s in stamps] == [0, 7, 14, 21]
+        held = res.held_out["test"]  # forecasts from the split's oldest anchor a*, row h at a* + h·7d
+        a_star = min(held.column("ANCHOR_TIMESTAMP").to_pylist())
+        assert {(s - a_star).days for s in held.column("ANCHOR_TIMESTAMP").to_pylist()} == {0, 7, 14, 21}
     # ordering of §12: ANCHOR_TIMESTAMP, ENTITY
     keys = list(zip(preds.column("ANCHOR_TIMESTAMP").to_pylist(), preds.column("ENTITY").to_pylist()))
     assert keys == sorted(keys)
@@ -128,6 +131,19 @@ def test_binary_run_outputs_and_baselines(churn_run):
     assert meta["peak_memory_mb"] > 0 and meta["timings"]["total"] > 0
     metrics = pq.read_table(out / "metrics.parquet")
     assert metrics.column_names == ["SPLIT", "METRIC", "VALUE", "N"]
+
+
+def test_held_out_scores_match_the_metrics(churn_run):
+    from pql.metrics import auroc
+
+    res, _ = churn_run
+    test = res.held_out["test"]
+    assert test.column_names == ["ENTITY", "ANCHOR_TIMESTAMP", "TARGET_PRED", "True_PROB", "False_PROB"]
+    rows = res.training_table.filter(pc.equal(res.training_table.column("SPLIT"), "test"))
+    truth = {(r["ENTITY"], r["ANCHOR_TIMESTAMP"]): r["TARGET"] for r in rows.to_pylist()}
+    y = [truth[(r["ENTITY"], r["ANCHOR_TIMESTAMP"])] for r in test.to_pylist()]
+    assert len(y) == rows.num_rows
+    assert auroc(y, test.column("True_PROB").to_numpy()) == pytest.approx(res.metrics["test"]["auroc"])
 
 
 def test_tuning_picks_the_best_setting_on_val(graph):
@@ -313,6 +329,10 @@ def test_buy_it_again_run_outputs(bia_run):
     assert {"repeat/map@50", "explore/map@50", "repeat_share"} <= set(test)
     assert 0 < meta["candidate_recall"]["val"] <= 1
     assert meta["metrics"]["test"]["map@10"] >= meta["baselines"]["popularity"]["test"]["map@10"]
+    held = res.held_out["test"]
+    assert held.column_names == preds.column_names and held.num_rows > 0
+    assert set(held.column("ANCHOR_TIMESTAMP").to_pylist()) == {max(res.training_table.column("ANCHOR_TIMESTAMP")
+                                                                    .to_pylist())}
 
 
 def test_candidates_history_ranks_only_bought_items(bia_run, graph):

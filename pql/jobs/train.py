@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from pql import metrics as M
 from pql.ast import QueryKind, TaskType
+from pql.compiler.timeunits import add_units
 from pql.errors import PQLRunError, PQLWarning
 from pql.rankers import create_ranker, get_ranker_class
 from pql.tasks import FeatureSet, TaskInfo
@@ -28,7 +29,8 @@ from pql.tasks import FeatureSet, TaskInfo
 from .common import Progress, StageProgress
 from .evaluate import (EvalContext, candidate_recall, history_sets, last_targets, node_baseline_scores,
                        node_metrics, pair_metrics)
-from .featurize import Labelled, forecast_n, forecast_rows, node_rows, pair_rows, task_info
+from .featurize import HORIZON, Labelled, forecast_n, forecast_rows, node_rows, pair_rows, task_info
+from .outputs import node_predictions, pair_predictions
 from .predict import Prediction, check_candidates, check_outputs, predict_rows
 from .schedule import StepChoice, choose_step, label_end, purge
 
@@ -72,6 +74,7 @@ class RunResult:
     files: list[Path] = field(default_factory=list)
     graph: Any = None
     database: Any = None
+    held_out: dict[str, pa.Table] = field(default_factory=dict)  # the model's val/test scores (§12 format)
     _session: Any = None
 
     def metrics_json(self) -> dict[str, Any]:
@@ -123,6 +126,8 @@ class _Job:
         self.sets: dict[str, Labelled] = {}
         self.split_tables: dict[str, pa.Table] = {}  # pair tasks: each split's label rows
         self.train_negatives: int | None = TRAIN_NEGATIVES
+        self.last_scores: np.ndarray | None = None  # of the latest evaluate()
+        self.held_out: dict[str, pa.Table] = {}  # the model's scores of val and test, as output tables
         self.history: dict[str, list[frozenset[Any]]] = {}
         self.info: dict[str, Any] = {}
 
@@ -174,10 +179,29 @@ class _Job:
     def part(self, split: str) -> FeatureSet:
         return self.sets[split].fs
 
+    def keep_scores(self, split: str, scores: np.ndarray) -> None:
+        """The model's scores of a held-out split as an output table (§12 format; pair tasks: the
+        top K per row), so reports need not score again."""
+        fs = self.part(split)
+        if self.task.is_pair:
+            self.held_out[split] = pair_predictions(fs, scores, self.cq.options.get("num_predictions") or self.task.k)
+            return
+        keys = fs.keys
+        if HORIZON in fs.names:  # forecasting: row h predicts the window at a* + h·L
+            w = self.vq.window
+            hs = fs.column(HORIZON).astype(np.int64).tolist()
+            stamps = [add_units(a, h * w.length, w.unit)
+                      for a, h in zip(keys.column("ANCHOR_TIMESTAMP").to_pylist(), hs)]
+            keys = pa.table({"ENTITY": keys.column("ENTITY"),
+                             "ANCHOR_TIMESTAMP": pa.array(stamps, type=pa.timestamp("us"))})
+        self.held_out[split] = node_predictions(self.task, keys, scores, threshold=self.ctx.threshold,
+                                                num_classes=self.cq.options.get("num_classes"))
+
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, scores_of: Any, split: str, fs: FeatureSet | None = None) -> M.Values:
         fs = self.part(split) if fs is None else fs
         scores = scores_of(fs)
+        self.last_scores = scores
         if self.task.is_pair:
             return pair_metrics(self.ctx, fs, scores, self.split_tables[split], split, self.sets[split].group_rows,
                                 self.history.get(split))
@@ -220,11 +244,13 @@ def _fit_and_select(job: _Job, ranker: str,
         val = job.evaluate(model.predict, "val")
         tried.append({"params": params, tune: val[tune].value})
         if best is None or _better(val[tune].value, best[1][tune].value, tune):
-            best = (model, val, params)
-    model, val, params = best
+            best = (model, val, params, job.last_scores)
+    model, val, params, scores = best
     if refit:
         model = _fit(job, ranker, params, train, valid, steps - 1, steps)
         val = job.evaluate(model.predict, "val")
+        scores = job.last_scores
+    job.keep_scores("val", scores)
     info = {"tune_metric": tune, "selected_params": params, "tried": tried}
     if refit:
         info["tuned_on_rows"] = len(sample)
@@ -352,6 +378,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
 
     sp.stage("evaluate", "evaluating against baselines")
     model_values["test"] = job.evaluate(model.predict, "test")
+    job.keep_scores("test", job.last_scores)
     if train_metrics:
         model_values["train"] = job.evaluate(model.predict, "train")
     baselines = _baselines(job)
@@ -369,7 +396,7 @@ def run(query: Any, graph: Any, *, out_dir: str | Path | None = None, ranker: st
         baselines={b: {s: _values(v) for s, v in per.items()} for b, per in baselines.items()},
         predictions=pred.predictions, training_table=table, metrics_table=M.metrics_table(model_values),
         info=info, warnings=_dedup(warnings), model=model, embeddings=pred.embeddings,
-        item_embeddings=pred.item_embeddings, graph=graph, database=db)
+        item_embeddings=pred.item_embeddings, graph=graph, database=db, held_out=job.held_out)
     result.info["scored_rows"] = {s: _scored(v, selection["tune_metric"]) for s, v in model_values.items()}
     if post_sql is not None:
         result.predictions = result.session.sql(post_sql)
