@@ -85,8 +85,15 @@ def _score_held_out(run_dir: Path, task: str, training: pa.Table, result: Any) -
     scored = Scored()
     graph = getattr(result, "graph", None)
     db = getattr(result, "database", None)
+    held: dict[Any, list[dict[str, Any]]] = {}  # a finished run's own val/test scores: no second scoring
+    for table in (getattr(result, "held_out", None) or {}).values():
+        for r in table.to_pylist():
+            held.setdefault(r["ANCHOR_TIMESTAMP"], []).append(r)
     for anchor, rows in sorted(_rows_by_anchor(training, HELD_OUT).items()):
-        preds = predict(run_dir / "model", anchor_time=anchor, graph=graph, database=db).predictions.to_pylist()
+        if held:
+            preds = held.get(anchor, [])
+        else:
+            preds = predict(run_dir / "model", anchor_time=anchor, graph=graph, database=db).predictions.to_pylist()
         join = JOINS.get(task)
         if join is None:
             continue
