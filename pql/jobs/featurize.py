@@ -24,8 +24,8 @@ from pql.validated import ValidatedQuery
 
 from .common import KEYS, match_rows
 
-__all__ = ["task_info", "Labelled", "node_rows", "pair_rows", "sample_training_candidates", "forecast_rows", "forecast_n", "HORIZON",
-           "split_of", "fill_node_y", "candidate_options"]
+__all__ = ["task_info", "Labelled", "node_rows", "pair_rows", "sample_training_candidates", "forecast_rows",
+           "forecast_n", "HORIZON", "split_of", "fill_node_y", "candidate_options", "forecast_prediction_rows"]
 
 HORIZON = "forecast_horizon"
 
@@ -236,5 +236,3 @@ def forecast_prediction_rows(fs_at_p: FeatureSet, pred_table: pa.Table, p_rows: 
     """Features at p for every row of the prediction table, with its horizon index."""
     return _with_horizon(fs_at_p, p_rows, horizons, None, keys=pred_table.select(list(KEYS)))
 
-
-__all__.append("forecast_prediction_rows")
