@@ -21,7 +21,8 @@ import pql
 from pql.data import Database
 from pql.errors import PQLError, PQLValidationError
 from tests.gen_graphs import COARSE_UNITS, Case, case_text, cases
-from tests.reference import reference_anchors, reference_labels
+from pql.ast import QueryKind
+from tests.reference import reference_anchors, reference_labels, reference_prediction, reference_split
 
 _CON = duckdb.connect()  # one connection for every case; each case re-creates its views in it
 
@@ -101,7 +102,7 @@ OPTION_SETS = st.sampled_from([
 
 @settings(max_examples=120, **SETTINGS)
 @given(cases(units=COARSE_UNITS), OPTION_SETS)
-def test_anchors_match_reference(case: Case, options: dict) -> None:
+def test_anchors_splits_and_prediction_rows_match_reference(case: Case, options: dict) -> None:
     try:
         expected = reference_anchors(case.query, case.graph, case.rows, **options)
     except ValueError:  # a target table without any time value: no anchor can fit
@@ -113,6 +114,49 @@ def test_anchors_match_reference(case: Case, options: dict) -> None:
         assert err.value.code == "E603", case_text(case)
         return
     assert cq.anchors() == expected, f"options {options}\n{case_text(case)}"
+    if len(expected) <= MAX_TABLE_ANCHORS:  # hourly steps over months of data: anchors only
+        check_training_table(case, cq, expected)
+    check_prediction_rows(case, cq)
+
+
+MAX_TABLE_ANCHORS = 40
+
+
+def check_training_table(case: Case, cq, anchors: list) -> None:
+    """The training table is the label table over the anchors plus SPLIT per §10.4 (default split).
+    Its SQL runs directly so SPLIT is checked even when a split is empty; ``training_table()``
+    must then raise E605. E604 (§9.7) only when the reference also leaves an anchor-level split empty."""
+    labels = reference_labels(case.query, case.graph, case.rows, anchors)
+    temporal = cq.kind is QueryKind.TEMPORAL
+    splits = reference_split(case.query, case.graph, anchors) if temporal else None
+    try:
+        text = cq.sql("training")
+    except PQLError as e:
+        assert e.code == "E604", f"{e}\n{case_text(case)}"
+        assert splits is not None and set(splits.values()) != {"train", "val", "test"}, \
+            f"E604 although the anchors {splits} form every split\n{case_text(case)}"
+        return
+    table = _CON.sql(text).to_arrow_table().to_pylist()
+    got = [(r["ENTITY"], r["ANCHOR_TIMESTAMP"], r["TARGET"]) for r in table]
+    assert_same_labels(got, labels, case_text(case))
+    if splits is not None:
+        wrong = [(r["ANCHOR_TIMESTAMP"], r["SPLIT"], splits[r["ANCHOR_TIMESTAMP"]]) for r in table
+                 if r["SPLIT"] != splits[r["ANCHOR_TIMESTAMP"]]]
+        assert not wrong, f"splits differ (anchor, SQL, reference): {wrong[:5]}\n{case_text(case)}"
+    if {r["SPLIT"] for r in table} != {"train", "val", "test"}:
+        with pytest.raises(PQLError) as err:
+            cq.training_table()
+        assert err.value.code == "E605"
+
+
+def check_prediction_rows(case: Case, cq) -> None:
+    """Prediction rows at the default anchor p (§10.5, §10.6); forecasting repeats them per horizon."""
+    got = [(r["ENTITY"], r["ANCHOR_TIMESTAMP"]) for r in cq.prediction_table().to_pylist()]
+    p = cq.prediction_anchor()
+    if isinstance(case.query.problem, pql.ast.Forecast):
+        got = [(e, a) for e, a in got if a == p]
+    expected = reference_prediction(case.query, case.graph, case.rows, p)
+    assert sorted(got, key=repr) == sorted(expected, key=repr), case_text(case)
 
 
 # ---------------------------------------------------------------------------------------------
