@@ -37,7 +37,7 @@ from .schedule import StepChoice, choose_step, label_end, purge
 __all__ = ["run", "RunResult", "PARAM_GRIDS", "PAIR_BASELINES"]
 
 SPLITS = ("val", "test")
-TUNE_MAX_ROWS = 200_000  # grid settings are compared on a sample of at most about this many rows
+TUNE_MAX_ROWS = 80_000  # grid settings are compared on a sample of at most about this many rows
 # Pair tasks train on every relevant candidate plus this many others per (entity, anchor), drawn with
 # the seed (None: all); only those get pair features. Validation, test and prediction use all.
 TRAIN_NEGATIVES = 100
