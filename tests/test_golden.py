@@ -35,49 +35,13 @@ from tests.reference import (
     rows_from_graph,
 )
 from tests.test_differential import assert_same_labels
+from tests.spec_queries import SPEC_V
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PQL_UPDATE_SNAPSHOTS") == "1"
 OPTIONS = {"max_anchors": 6}
 
-EXAMPLES = {
-    "V1": "PREDICT COUNT(transactions.*, 0, 30, days) = 0 FOR EACH users.user_id "
-          "WHERE COUNT(transactions.*, -90, 0, days) > 0",
-    "V2": "PREDICT SUM(transactions.price, 10, 30) FOR EACH users.user_id",
-    "V3": "PREDICT SUM(transactions.price, 0, 3, months) FOR EACH users.user_id "
-          "WHERE SUM(transactions.price, -2, 0, months) > 0.05",
-    "V4": "PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id ASSUMING COUNT(notifications.*, 0, 7) > 2",
-    "V5": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) RANK TOP 12 FOR EACH users.user_id",
-    "V6": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30) CLASSIFY FOR EACH users.user_id",
-    "V7": "PREDICT LIST_DISTINCT(transactions.status, 0, 30) RANK TOP 3 FOR EACH users.user_id",
-    "V8": "PREDICT users.age FOR EACH users.user_id",
-    "V9": "PREDICT users.country FOR EACH users.user_id WHERE regions.population > 1000000",
-    "V10": "PREDICT users.tags RANK TOP 5 FOR EACH users.user_id",
-    "V11": "PREDICT LAST(transactions.status, 0, 30, days) FOR EACH users.user_id",
-    "V12": "PREDICT SUM(transactions.price, 0, 7, days) FORECAST 4 TIMEFRAMES FOR EACH items.item_id",
-    "V13": "PREDICT COUNT(transactions.* WHERE items.category = 'shoes', 0, 14) > 0 FOR EACH users.user_id",
-    "V14": "PREDICT COUNT(transactions.*, 0, 24, hours) > 0 OR "
-           "COUNT(notifications.* WHERE notifications.opened = true, 0, 1, days) > 0 FOR EACH users.user_id",
-    "V15": "PREDICT (users.age > 40 OR users.country = 'US') AND NOT users.is_vip = true FOR EACH users.user_id",
-    "V16": "PREDICT users.birth_date > 1990-01-01 FOR EACH users.user_id",
-    "V17": "PREDICT MIN(transactions.price, 0, 30) <= 5 FOR EACH users.user_id "
-           "WHERE regions.country = 'DE' AND COUNT(transactions.*, -INF, 0) > 0",
-    "V18": "PREDICT AVG(transactions.price, 0, 4, weeks) FOR EACH items.item_id "
-           "ASSUMING SUM(transactions.quantity, 0, 4, weeks) > 0",
-    "V19": "PREDICT COUNT(transactions.*, 0, 30) > 0 FOR users.user_id IN (1, 2, 3)",
-    "V20": "PREDICT LIST_DISTINCT(transactions.item_id, 0, 30, days) RANK TOP 50 FOR EACH users.user_id "
-           "WHERE COUNT(transactions.*, -90, 0, days) >= 3",
-    "V21": "PREDICT COUNT(users.* WHERE COUNT(transactions.*, 0, 30, days) > 0, 0, 30, days) "
-           "FOR EACH regions.region_id",
-    "V22": "predict count(transactions.*, 0, 7) > 0 for each users.user_id where users.name not like '%test%'",
-    "V23": "PREDICT LAST(transactions.status, 0, 30) LIKE 'refund%' FOR EACH users.user_id",
-    "V24": "PREDICT COUNT(notifications.*, 0, 7) > 0 FOR EACH users.user_id "
-           "WHERE users.country NOT IN ('US', 'CA') AND users.region_id IS NOT NULL",
-    "V25": "PREDICT SUM(transactions.`price`, 0, 30) FOR EACH users.user_id "
-           "WHERE users.join_timestamp > 2024-01-01 12:00:00",
-    "V26": "PREDICT LIST_DISTINCT(transactions.item_id WHERE items.category = 'shoes', 0, 30) RANK TOP 10 "
-           "FOR EACH users.user_id",
-}
+EXAMPLES = SPEC_V  # PQL-SPEC §16.1 V1-V26
 
 
 @pytest.fixture(scope="module")
