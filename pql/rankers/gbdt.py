@@ -32,7 +32,7 @@ __all__ = ["GBDTRanker"]
 DEFAULTS: dict[str, Any] = {
     "objective": "pointwise",        # pair tasks: "pointwise" or "pairwise"
     "max_iter": 300,
-    "learning_rate": 0.08,
+    "learning_rate": 0.1,
     "max_leaf_nodes": 31,
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "n_iter_no_change": 20,
     "loss": "absolute_error",        # regression / forecasting: MAE is their tune metric (spec §14)
     "negatives_per_group": 40,       # pair tasks: negatives kept per (entity, anchor)
-    "positives_per_group": 0,        # pair tasks: positives kept per group (0: all)
+    "positives_per_group": 40,       # pair tasks: positives kept per group (0: all), weighted
     "hard_share": 0.5,               # of those, the share taken hardest-first
     "weighted": True,                # weight sampled negatives by their inverse inclusion probability
     "group_weight_power": 0.0,       # weight a group's rows by 1 / (its relevant rows) ** power

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 1e-5,
     "loss": "l1",                  # regression / forecasting: "l1" (MAE is their tune metric), "mse", "huber"
     "negatives_per_group": 40,     # pair tasks, per epoch
+    "positives_per_group": 40,     # pair tasks, per epoch (0: all); sampled rows are weighted
     "hard_share": 0.5,
     "weighted": True,              # weight sampled negatives by their inverse inclusion probability
     "n_threads": 0,                # 0: half the CPUs
@@ -389,7 +390,8 @@ class TorchRanker(Ranker):
 
         def sample() -> tuple[np.ndarray, np.ndarray]:
             rows, weight = sample_pair_rows(y, train.group, int(c["negatives_per_group"]), rng, hard=hard,
-                                            hard_share=float(c["hard_share"]), with_weights=True)
+                                            hard_share=float(c["hard_share"]), with_weights=True,
+                                            positives=int(c["positives_per_group"]))
             return rows, (weight if c["weighted"] else np.ones(len(rows))).astype(np.float32)
 
         first = sample()
