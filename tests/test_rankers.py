@@ -212,10 +212,16 @@ def test_torch_embeddings():
     assert node.class_embeddings() is None
 
 
-def test_gbdt_feature_importances_find_the_signal():
-    imp = fitted("gbdt", T.TEMPORAL_LINK_PREDICTION).feature_importances()
-    assert set(imp) == set(PAIR_NAMES)
-    assert max(imp, key=imp.get) == "signal"
+@pytest.mark.parametrize("name,task_type", [("gbdt", T.TEMPORAL_LINK_PREDICTION), ("gbdt", T.REGRESSION),
+                                            ("torch", T.TEMPORAL_LINK_PREDICTION),
+                                            ("torch", T.BINARY_CLASSIFICATION)])
+def test_feature_importances_find_the_signal(name, task_type):
+    ranker = fitted(name, task_type)
+    imp = ranker.feature_importances()
+    planted = "signal" if task_type in PAIR else "f0"
+    assert set(imp) == set(PAIR_NAMES if task_type in PAIR else ["f0", "f1", "f2", "f3"])
+    assert max(imp, key=imp.get) == planted and imp[planted] > 0
+    assert ranker.feature_importances() == imp   # computed once, deterministic
 
 
 def test_sampling_keeps_positives_and_bounds_negatives():

@@ -12,7 +12,8 @@ from pql.tasks import PAIR_TASKS, FeatureSet, TaskInfo
 
 __all__ = ["ALL_TASKS", "NODE_TASKS", "VALUE_TASKS", "contract_feature", "squash", "check_fitted",
            "check_labels", "group_bounds", "sample_pair_rows", "heuristic_pair_score", "resolve_params",
-           "thread_count", "limited_threads", "grouped_map_at_k"]
+           "thread_count", "limited_threads", "grouped_map_at_k",
+           "importance_sample", "permutation_importance"]
 
 ALL_TASKS = frozenset(TaskType)
 NODE_TASKS = ALL_TASKS - PAIR_TASKS
@@ -220,3 +221,72 @@ def grouped_map_at_k(score: np.ndarray, y: np.ndarray, group: np.ndarray, k: int
         total += float((hits * precision).sum()) / min(n_true, k)
         n += 1
     return total / n if n else 0.0
+
+
+def importance_sample(data: FeatureSet, rows: np.ndarray | None, n: int,
+                      rng: np.random.Generator) -> FeatureSet | None:
+    """About ``n`` labelled rows of ``data`` for permutation importance: of ``rows`` (default all);
+    for pair tasks whole groups, so rankings within a group can be scored."""
+    if n <= 0 or len(data) == 0 or data.y is None:
+        return None
+    rows = np.arange(len(data)) if rows is None else rows
+    if len(rows) > n:
+        if data.group is not None:
+            g = data.group[rows]
+            uniq, counts = np.unique(g, return_counts=True)
+            order = rng.permutation(len(uniq))
+            chosen = uniq[order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), n)))]]
+            rows = rows[np.isin(g, chosen)]
+        else:
+            rows = np.sort(rng.choice(rows, size=n, replace=False))
+    return data.take(rows) if len(rows) else None
+
+
+def _importance_score(predict: Any, data: FeatureSet, task: TaskInfo) -> float:
+    """Higher is better: -MAE (regression, forecasting), mean log-likelihood (multiclass), AUROC
+    (binary) or the mean within-group AUROC (pair tasks: how well each group's rows are ordered)."""
+    y = np.asarray(data.y)
+    pred = predict(data)
+    if task.task_type in VALUE_TASKS:
+        return -float(np.mean(np.abs(pred - y.astype(np.float64))))
+    if task.task_type == TaskType.MULTICLASS_CLASSIFICATION:
+        p = pred[np.arange(len(y)), y.astype(np.int64)]
+        return float(np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+    rel = y.astype(np.float64) > 0.5
+    if task.is_pair and data.group is not None:
+        bounds = group_bounds(data.group)
+        aucs = [_auroc(rel[lo:hi], pred[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        aucs = [a for a in aucs if a is not None]
+        return float(np.mean(aucs)) if aucs else 0.0
+    auc = _auroc(rel, pred)
+    return 0.0 if auc is None else auc
+
+
+def _auroc(rel: np.ndarray, score: np.ndarray) -> float | None:
+    """P(a random positive scores above a random negative), ties half (None without both)."""
+    n_pos = int(rel.sum())
+    n_neg = len(rel) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score)
+    return float((ranks[rel].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def permutation_importance(predict: Any, sample: FeatureSet, task: TaskInfo, seed: int,
+                           repeats: int = 2) -> dict[str, float]:
+    """Feature name -> mean drop of :func:`_importance_score` when that column is shuffled."""
+    rng = np.random.default_rng(seed + 7)
+    base = _importance_score(predict, sample, task)
+    out: dict[str, float] = {}
+    for j, name in enumerate(sample.names):
+        drops = []
+        for _ in range(repeats):
+            X = sample.X.copy()
+            X[:, j] = X[rng.permutation(len(X)), j]
+            shuffled = FeatureSet(keys=sample.keys, X=X, names=sample.names, y=sample.y,
+                                  group=sample.group, extra=sample.extra)
+            drops.append(base - _importance_score(predict, shuffled, task))
+        out[name] = float(np.mean(drops))
+    return out

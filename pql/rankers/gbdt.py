@@ -23,7 +23,8 @@ import numpy as np
 from pql.ast import TaskType
 from pql.errors import PQLRunError
 from pql.rankers._common import (ALL_TASKS, VALUE_TASKS, check_fitted, check_labels,
-                                 heuristic_pair_score, limited_threads, resolve_params, sample_pair_rows)
+                                 heuristic_pair_score, importance_sample, limited_threads, permutation_importance,
+                                 resolve_params, sample_pair_rows)
 from pql.rankers.base import Progress, Ranker
 from pql.tasks import FeatureSet, TaskInfo
 
@@ -47,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "group_weight_power": 0.0,       # weight a group's rows by 1 / (its relevant rows) ** power
     "pairs_per_positive": 4,         # pairwise: negatives paired with each positive
     "reference_size": 16,            # pairwise: reference rows a score is averaged over
-    "importance_rows": 2000,         # rows kept for permutation importance
+    "importance_rows": 4000,         # rows kept for permutation importance
     "n_threads": 0,                  # 0: half the CPUs (see _common.thread_count)
 }
 _OBJECTIVES = ("pointwise", "pairwise")
@@ -212,16 +213,10 @@ class GBDTRanker(Ranker):
         return np.vstack([diff, -diff]), np.concatenate([np.ones(len(a), np.int64), np.zeros(len(a), np.int64)])
 
     def _importance_sample(self, data: FeatureSet, rng: np.random.Generator) -> FeatureSet | None:
-        n = int(self.config["importance_rows"])
-        if n <= 0 or len(data) == 0:
-            return None
+        rows = None
         if self.task.is_pair and data.group is not None:
             rows, _ = self._pair_sample(data, np.asarray(data.y), rng)
-        else:
-            rows = np.arange(len(data))
-        if len(rows) > n:
-            rows = np.sort(rng.choice(rows, size=n, replace=False))
-        return data.take(rows) if len(rows) else None
+        return importance_sample(data, rows, int(self.config["importance_rows"]), rng)
 
     # -- scoring ----------------------------------------------------------------------------------
     def predict(self, data: FeatureSet) -> np.ndarray:
@@ -263,42 +258,12 @@ class GBDTRanker(Ranker):
 
     # -- inspection -------------------------------------------------------------------------------
     def feature_importances(self) -> dict[str, float] | None:
-        """Permutation importance on a small held-out sample: the drop in the task's score
-        (AUROC for binary and pair tasks, log-likelihood for multiclass, -MAE for regression)."""
+        """Permutation importance on a small held-out sample (see _common.permutation_importance)."""
         if self.model is None or self._sample is None or self._sample.y is None:
             return None
         if self._importances is None:
             with limited_threads(int(self.config["n_threads"])):
-                self._importances = _permutation_importance(self, self._sample, self.seed)
+                self._importances = permutation_importance(self._predict, self._sample, self.task,
+                                                           self.seed)
         return dict(self._importances)
 
-
-def _score(ranker: GBDTRanker, data: FeatureSet) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    task = ranker.task
-    y = np.asarray(data.y)
-    pred = ranker._predict(data)
-    if task.task_type in VALUE_TASKS:
-        return -float(np.mean(np.abs(pred - y.astype(np.float64))))
-    if task.task_type == TaskType.MULTICLASS_CLASSIFICATION:
-        p = pred[np.arange(len(y)), y.astype(np.int64)]
-        return float(np.mean(np.log(np.clip(p, 1e-12, 1.0))))
-    yb = (y.astype(np.float64) > 0.5).astype(int)
-    return float(roc_auc_score(yb, pred)) if 0 < yb.sum() < len(yb) else 0.0
-
-
-def _permutation_importance(ranker: GBDTRanker, sample: FeatureSet, seed: int, repeats: int = 2) -> dict[str, float]:
-    rng = np.random.default_rng(seed + 7)
-    base = _score(ranker, sample)
-    out: dict[str, float] = {}
-    for j, name in enumerate(sample.names):
-        drops = []
-        for _ in range(repeats):
-            X = sample.X.copy()
-            X[:, j] = X[rng.permutation(len(X)), j]
-            shuffled = FeatureSet(keys=sample.keys, X=X, names=sample.names, y=sample.y,
-                                  group=sample.group, extra=sample.extra)
-            drops.append(base - _score(ranker, shuffled))
-        out[name] = float(np.mean(drops))
-    return out

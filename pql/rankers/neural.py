@@ -26,7 +26,8 @@ import numpy as np
 from pql.ast import TaskType
 from pql.errors import PQLRunError
 from pql.rankers._common import (ALL_TASKS, VALUE_TASKS, check_fitted, check_labels, grouped_map_at_k,
-                                 heuristic_pair_score, resolve_params, sample_pair_rows, thread_count)
+                                 heuristic_pair_score, importance_sample, permutation_importance,
+                                 resolve_params, sample_pair_rows, thread_count)
 from pql.rankers.base import Progress, Ranker
 from pql.tasks import FeatureSet, TaskInfo
 
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "hard_share": 0.5,
     "weighted": True,              # weight sampled negatives by their inverse inclusion probability
     "n_threads": 0,                # 0: half the CPUs
+    "importance_rows": 4000,       # rows kept for permutation importance
 }
 _LOSSES = ("l1", "mse", "huber")
 
@@ -252,6 +254,8 @@ class TorchRanker(Ranker):
         self.class_keys: list[Any] = []
         self.class_codes = np.zeros(0, dtype=np.int64)
         self.epochs_run = 0
+        self._sample: FeatureSet | None = None
+        self._importances: dict[str, float] | None = None
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, train: FeatureSet, task: TaskInfo, *, valid: FeatureSet | None = None,
@@ -270,6 +274,22 @@ class TorchRanker(Ranker):
             else:
                 self._fit_node(torch, train, y, valid, progress)
             self.net.eval()
+        self._importances = None
+        source = valid if valid is not None and valid.y is not None and len(valid) else train
+        rng = np.random.default_rng(self.seed + 3)
+        rows = None
+        if task.is_pair and source.group is not None:
+            rows = sample_pair_rows(np.asarray(source.y), source.group, int(self.config["negatives_per_group"]),
+                                    rng)
+        self._sample = importance_sample(source, rows, int(self.config["importance_rows"]), rng)
+
+    def feature_importances(self) -> dict[str, float] | None:
+        """Permutation importance on a small held-out sample (see _common.permutation_importance)."""
+        if self.net is None or self._sample is None:
+            return None
+        if self._importances is None:
+            self._importances = permutation_importance(self.predict, self._sample, self.task, self.seed)
+        return dict(self._importances)
 
     @staticmethod
     def _out_width(task: TaskInfo) -> int:
