@@ -15,6 +15,8 @@ key and the example's anchor (§7.5: never the outer row's time).
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 from sqlglot import exp
@@ -41,7 +43,7 @@ def _edge(graph: Graph, src: str, dst: str) -> Edge:
     return edges[0]
 
 
-class _BaseScope:
+class _BaseScope(abc.ABC):
     """Joins and name resolution shared by both scopes."""
 
     def __init__(self, planner: "Planner", table: str, anchor: exp.Expression | None,
@@ -56,11 +58,13 @@ class _BaseScope:
         self._aggs: dict[str, str] = {}
 
     # Subclasses: the alias of the scope's own row, and the key children join on.
+    @abc.abstractmethod
     def own_alias(self) -> str:
-        raise NotImplementedError
+        """The alias of the scope's own row."""
 
+    @abc.abstractmethod
     def child_key(self) -> exp.Expression:
-        raise NotImplementedError
+        """The key that children of this scope join on."""
 
     def _parent_alias(self, edge: Edge) -> str:
         if edge not in self._parents:

@@ -108,12 +108,16 @@ class _EventScope:
 
     def operand(self, node: ast.Column | ast.Aggregation) -> Operand:
         if not isinstance(node, ast.Column):
-            raise NotImplementedError("aggregations in a target filter")
+            raise _NestedAggregation(node)
         if node.table == self.table.name:
             table, alias = self.table, "r"
         else:
             table, alias = self.graph.table(node.table), self._parent(node.table)
         return Operand(self._masked(table, alias, node.name), table.columns[node.name].dtype)
+
+
+class _NestedAggregation(Exception):
+    """A target filter holds a nested aggregation, which history candidates do not apply."""
 
 
 def history_filter(graph: Graph, table: str, cond: ast.Node | None,
@@ -126,7 +130,7 @@ def history_filter(graph: Graph, table: str, cond: ast.Node | None,
     scope = _EventScope(graph, graph.table(table), bound)
     try:
         compiled = compile_condition(cond, scope)
-    except NotImplementedError:
+    except _NestedAggregation:
         return None
     parts = list(compiled.defined) + [compiled.expr]
     out = parts[0]
