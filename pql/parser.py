@@ -5,6 +5,13 @@ code, message, span and hints of §9.2; ``parse_with_warnings(text)`` also retur
 desugaring warnings (W101, W102, W111). The grammar lives in ``grammar/pql.lark`` (package
 ``pql.grammar``); the Lark object is built once per process.
 
+Building the LALR tables takes about 0.1 s, so the built parser is also kept on disk, in
+``$PQL_CACHE_DIR`` (set it empty to disable), else ``$XDG_CACHE_HOME/pql``, else ``~/.cache/pql``.
+The file name and its first line carry a SHA-256 over everything the tables depend on (grammar
+text, Lark options, Lark and Python versions), so a changed grammar or Lark never loads an old
+parser. A missing, foreign-owned, corrupt or truncated file is ignored and rebuilt; the file is
+written atomically (temporary file, then rename); an unwritable directory only costs the rebuild.
+
 The LALR parser builds the AST inline (no parse tree), so input of any length or depth is
 handled without recursion. Two documented limits, both E001 with their own message: nodes nested
 more than ``MAX_DEPTH`` (200) levels (NOT, AND/OR chains, inline filters; parentheses alone add
@@ -16,9 +23,16 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import importlib.resources
+import os
 import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
+import lark
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from lark.lexer import Token
@@ -28,19 +42,105 @@ from pql.astbuilder import MAX_DEPTH, ASTBuilder
 from pql.errors import PQLError, PQLInternalError, PQLSyntaxError, PQLWarning
 from pql.lexer import KEYWORD_TYPES, MAX_TOKENS, ParseContext, PQLPostLex, set_context, token_span
 
-__all__ = ["parse", "parse_with_warnings", "lark_parser", "grammar_text", "MAX_DEPTH", "MAX_TOKENS"]
+__all__ = ["parse", "parse_with_warnings", "lark_parser", "build_lark_parser", "parser_cache_dir", "grammar_text",
+           "MAX_DEPTH", "MAX_TOKENS"]
 
 
 def grammar_text() -> str:
     return (importlib.resources.files("pql.grammar") / "pql.lark").read_text(encoding="utf-8")
 
 
+# Options stored in the tables (part of the cache key) and options given again on every load.
+_BUILD_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "start": "query",
+                                  "maybe_placeholders": True}
+_LOAD_OPTIONS: dict[str, Any] = {"propagate_positions": True}
+_CACHE_FORMAT = "pql-parser-1"
+CACHE_ENV = "PQL_CACHE_DIR"
+
+
 @functools.lru_cache(maxsize=None)
 def lark_parser() -> Lark:
-    """The LALR(1) parser with the contextual lexer and the inline AST builder (built once)."""
-    return Lark(grammar_text(), parser="lalr", lexer="contextual", start="query",
-                propagate_positions=True, maybe_placeholders=True,
-                transformer=ASTBuilder(), postlex=PQLPostLex())
+    """The LALR(1) parser with the contextual lexer and the inline AST builder (once per process)."""
+    return build_lark_parser(parser_cache_dir())
+
+
+def parser_cache_dir() -> Path | None:
+    """``$PQL_CACHE_DIR`` (empty: no disk cache), else ``$XDG_CACHE_HOME/pql``, else ``~/.cache/pql``."""
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return Path(env).expanduser() if env.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    try:
+        root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    except RuntimeError:  # no home directory
+        return None
+    return root / "pql"
+
+
+def build_lark_parser(cache_dir: Path | None = None) -> Lark:
+    """A new parser: loaded from ``cache_dir`` when a valid file for this grammar is there, else
+    built (and saved there when the directory is writable)."""
+    grammar = grammar_text()
+    if cache_dir is None:
+        return _build(grammar)
+    key = _cache_key(grammar)
+    path = cache_dir / f"parser-{key[:32]}.pickle"
+    parser = _load_cached(path, key)
+    if parser is None:
+        parser = _build(grammar)
+        _save_cached(parser, path, key)
+    return parser
+
+
+def _build(grammar: str) -> Lark:
+    return Lark(grammar, **_BUILD_OPTIONS, **_LOAD_OPTIONS, transformer=ASTBuilder(), postlex=PQLPostLex())
+
+
+def _cache_key(grammar: str) -> str:
+    """SHA-256 over everything the saved tables depend on."""
+    parts = [_CACHE_FORMAT, lark.__version__, "%d.%d" % sys.version_info[:2], repr(sorted(_BUILD_OPTIONS.items())),
+             repr(sorted(_LOAD_OPTIONS.items())), repr(PQLPostLex.always_accept), grammar]
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def _header(key: str) -> bytes:
+    return f"{_CACHE_FORMAT} {key}\n".encode("ascii")
+
+
+def _load_cached(path: Path, key: str) -> Lark | None:
+    """The saved parser, or None when the file is missing, not ours, for another key or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            if hasattr(os, "getuid") and os.fstat(f.fileno()).st_uid != os.getuid():
+                return None  # only unpickle files this user wrote
+            if f.readline(200) != _header(key):
+                return None
+            parser = Lark.__new__(Lark)
+            # Lark's own cache loads this way; transformer and post-lexer are fresh objects.
+            return parser._load(f, transformer=ASTBuilder(), postlex=PQLPostLex(), **_LOAD_OPTIONS)
+    except Exception:  # noqa: BLE001 - missing, truncated or corrupt: rebuild
+        return None
+
+
+def _save_cached(parser: Lark, path: Path, key: str) -> None:
+    """Write atomically (temporary file, then rename); any failure only means no cache."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".parser-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_header(key))
+            parser.save(f, exclude_options=set(_LOAD_OPTIONS) | {"transformer", "postlex"})
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:  # noqa: BLE001 - unwritable or full: the parser still works, only uncached
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def parse(text: str | bytes) -> Query:
