@@ -1,7 +1,8 @@
 """A small deterministic dataset for the spec's reference schema (PQL-SPEC §2), for any test to reuse.
 
 ``write_reference_dataset(dir)`` writes regions, users, items, transactions and notifications as
-Parquet plus a matching ``graph.toml`` and returns the toml path. About 400 transactions over 2024,
+Parquet plus a matching ``graph.toml`` (``benchmarks.synthetic.REFERENCE_SCHEMA_TOML``, the one
+description of that schema's files) and returns the toml path. About 400 transactions over 2024,
 with some NULLs (ages, prices, gift flags, tags, one region), and items with end timestamps (NULL =
 still listed). Loading it gives exactly ``tests.schemas.reference_graph()``'s dtypes and stypes.
 """
@@ -15,63 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.synthetic import REFERENCE_SCHEMA_TOML
+
 __all__ = ["write_reference_dataset", "REFERENCE_GRAPH_TOML", "START", "END"]
 
 START = datetime(2024, 1, 1)
 END = datetime(2025, 1, 1)
 
-REFERENCE_GRAPH_TOML = """\
-[tables.regions]
-path = "regions.parquet"
-primary_key = "region_id"
-
-[tables.users]
-path = "users.parquet"
-primary_key = "user_id"
-time_column = "join_timestamp"
-[tables.users.columns]
-name = "text"
-
-[tables.items]
-path = "items.parquet"
-primary_key = "item_id"
-time_column = "start_timestamp"
-end_time_column = "end_timestamp"
-[tables.items.columns]
-description = "text"
-
-[tables.transactions]
-path = "transactions.parquet"
-primary_key = "transaction_id"
-time_column = "timestamp"
-[tables.transactions.columns]
-quantity = "numerical"
-
-[tables.notifications]
-path = "notifications.parquet"
-primary_key = "notification_id"
-time_column = "sent_at"
-
-[[edges]]
-src_table = "users"
-fkey = "region_id"
-dst_table = "regions"
-
-[[edges]]
-src_table = "transactions"
-fkey = "user_id"
-dst_table = "users"
-
-[[edges]]
-src_table = "transactions"
-fkey = "item_id"
-dst_table = "items"
-
-[[edges]]
-src_table = "notifications"
-fkey = "user_id"
-dst_table = "users"
-"""
+# the graph.toml written next to the data: the reference schema as the benchmark generator describes it
+REFERENCE_GRAPH_TOML = REFERENCE_SCHEMA_TOML
 
 _FIRST = ["Ada", "Ben", "Cleo", "Dan", "Eve", "Finn", "Gia", "Hugo", "Ines", "Jon", "Kai", "Lea"]
 _LAST = ["Ito", "Khan", "Lopez", "Meyer", "Novak", "Okafor", "Park", "Rossi", "Silva", "Weber"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from benchmarks.synthetic import PURCHASE_EDGES_TOML
 from pql.cli import main
 
 REF_TOML = """
@@ -27,16 +28,7 @@ path = "transactions.csv"
 primary_key = "transaction_id"
 time_column = "timestamp"
 
-[[edges]]
-src_table = "transactions"
-fkey = "user_id"
-dst_table = "users"
-
-[[edges]]
-src_table = "transactions"
-fkey = "item_id"
-dst_table = "items"
-"""
+""" + PURCHASE_EDGES_TOML
 
 USERS = "user_id,name,age,country,join_timestamp\n1,ann,31,US,2024-01-01\n2,bob,45,DE,2024-01-05\n3,cy,22,US,2024-02-01\n"
 ITEMS = "item_id,category,price\n10,shoes,9.5\n11,hats,3.0\n12,shoes,20.0\n"
