@@ -5,11 +5,24 @@ exactly like the table, reading its file in place (or an in-memory pyarrow Table
 DataFrame). In the view every timestamp column is a naive ``TIMESTAMP``: text parsed, zone-aware
 values converted to UTC, dates at midnight. :meth:`Database.check` runs the load checks with SQL
 aggregates, raises every error together and returns the warnings.
+
+The checks cost few passes: per table one aggregate (counts; the distinct count of an integer
+primary key is a bitmap over its value range when that range is small, else ``COUNT(DISTINCT)``),
+and per foreign key one anti-join. Their results are remembered, keyed by the table's view, keys
+and a fingerprint of its data (file size, mtime, inode; or the identity of an immutable in-memory
+Arrow table), so a second check of unchanged data in the same process costs nothing. A file
+modified within the last :data:`RACY_SECONDS` is never remembered (its mtime may not yet tell
+later writes apart), and pandas DataFrames, which can change in place, are always re-checked.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Iterable
 
 import duckdb
 from sqlglot import exp
@@ -22,9 +35,23 @@ from pql.errors import PQLDataError, PQLError, PQLWarning
 from pql.graph import Dtype, Edge, Graph, TableSchema
 from pql.graphbuild import raise_all
 
-__all__ = ["Database"]
+__all__ = ["Database", "clear_check_cache"]
 
 MAX_EXAMPLES = 3
+# The distinct count of an integer key is a bitmap of its range (bitstring_agg) when the range is at
+# most BITMAP_RANGE_PER_ROW bits per non-NULL row (or BITMAP_MIN_RANGE) and at most BITMAP_MAX_RANGE
+# bits; otherwise COUNT(DISTINCT). Both count exactly; the bitmap avoids a hash table of every key.
+BITMAP_RANGE_PER_ROW = 64
+BITMAP_MIN_RANGE = 1 << 16
+BITMAP_MAX_RANGE = 1 << 28
+RACY_SECONDS = 3.0  # a file modified more recently than this is not remembered as checked
+CACHE_SIZE = 512
+
+# Results of checks on file-backed tables, shared by every Database of the process (the key holds
+# the view's SQL, the keys and the file fingerprints). In-memory tables use their Database's own.
+_SHARED: "OrderedDict[Hashable, Any]" = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_MISSING = object()
 
 
 def _not_null(e: exp.Expression) -> exp.Expression:
@@ -44,6 +71,8 @@ class Database:
         self.con = con if con is not None else duckdb.connect()
         self._sources: dict[str, exp.Expression] = {}
         self._raws: dict[str, list[RawColumn]] = {}
+        self._view_keys: dict[str, tuple] = {}
+        self._cache: dict[Hashable, Any] = {}
         errors: list[PQLError] = []
         for table in graph:
             try:
@@ -59,13 +88,15 @@ class Database:
             register_data(self.con, registered, table)
         source = source_expr(table, registered)
         raws = describe_source(self.con, table, source)
-        view = exp.Create(kind="VIEW", this=exp.Table(this=ident(table.name)), replace=True,
-                          expression=view_select(table, raws, source))
+        select = view_select(table, raws, source)
+        view = exp.Create(kind="VIEW", this=exp.Table(this=ident(table.name)), replace=True, expression=select)
         try:
             run(self.con, view)
         except duckdb.Error as e:
             raise read_error(table, e) from None
         self._sources[table.name], self._raws[table.name] = source, raws
+        # The view a check reads (with the schema and the data, what a remembered result depends on).
+        self._view_keys[table.name] = (table.name, select.sql(dialect="duckdb"), tuple(raws))
 
     def view(self, table: str) -> exp.Table:
         """The FROM-able view of a graph table (its quoted name)."""
@@ -97,14 +128,17 @@ class Database:
         counts: dict[str, int] = {}
         for name in checked:
             try:
-                counts[name] = self._check_table(name, errors, warnings)
+                counts[name], errs, warns = self._memo(("table",), [name], lambda name=name: self._check_table(name))
             except duckdb.Error as e:
                 errors.append(read_error(self.graph.table(name), e))
+                continue
+            errors += errs
+            warnings += warns
         for name in self.graph.tables:
             if name in counts or name in checked:
                 continue
             try:
-                counts[name] = run(self.con, exp.select(exp.Count(this=exp.Star())).from_(self.view(name)))[0][0]
+                counts[name] = self._memo(("count",), [name], lambda name=name: self._count(name))
             except duckdb.Error as e:
                 errors.append(read_error(self.graph.table(name), e))
         for name, n in counts.items():
@@ -120,22 +154,61 @@ class Database:
         for edge in self.graph.edges:
             if edge.src_table in counts and edge.src_table in checked and edge.dst_table in counts:
                 try:
-                    warnings += self._orphans(edge)
+                    warnings += self._memo(("orphans", edge.fkey), [edge.src_table, edge.dst_table],
+                                           lambda edge=edge: self._orphans(edge))
                 except duckdb.Error as e:
                     errors.append(read_error(self.graph.table(edge.dst_table), e))
         raise_all(errors)
         return warnings
 
-    def _check_table(self, name: str, errors: list[PQLError], warnings: list[PQLWarning]) -> int:
-        """One aggregate over the view (which also reads every CSV value), then targeted queries."""
+    # -- remembered results ----------------------------------------------------------------------
+    def _memo(self, what: tuple, tables: list[str], compute: Callable[[], Any]) -> Any:
+        """``compute()``, or its remembered result when the tables' views, keys and data are unchanged
+        (lists in the result are handed out as copies, so callers may extend them)."""
+        schemas = [self.graph.table(t) for t in tables]
+        prints = [_fingerprint(s) for s in schemas]  # taken before the data is read
+        if any(p is None for p in prints):
+            return compute()
+        key = (what, tuple((self._view_keys[s.name], _schema_key(s), p) for s, p in zip(schemas, prints)))
+        shared = all(p[0] == "file" for p in prints)
+        found = _shared_get(key) if shared else self._cache.get(key, _MISSING)
+        if found is _MISSING:
+            found = compute()
+            if shared:
+                _shared_put(key, found)
+            else:
+                self._cache[key] = found
+        return _copy(found)
+
+    def _count(self, name: str) -> int:
+        return run(self.con, exp.select(exp.Count(this=exp.Star())).from_(self.view(name)))[0][0]
+
+    def _check_table(self, name: str) -> tuple[int, list[PQLError], list[PQLWarning]]:
+        """One aggregate over the view (which also reads every CSV value), then targeted queries:
+        the distinct count of the key (non-CSV tables), E707/E708 on time text, E705 examples."""
+        errors: list[PQLError] = []
+        warnings: list[PQLWarning] = []
         table = self.graph.table(name)
-        pk, time = table.primary_key, table.time_column
+        pk, time_col = table.primary_key, table.time_column
+        one_pass = table.format == "csv"  # a CSV is parsed once; Parquet and Arrow read columns cheaply
+        int_key = pk is not None and table.columns[pk].dtype is Dtype.INT
         items: list[exp.Expression] = [exp.Count(this=exp.Star())]
+        slots: dict[str, int] = {}
+
+        def add(label: str, item: exp.Expression) -> None:
+            slots[label] = len(items)
+            items.append(item)
+
         if pk is not None:
-            items += [exp.Count(this=col(pk)), exp.Count(this=exp.Distinct(expressions=[col(pk)]))]
-        if time is not None:
-            items.append(exp.Count(this=col(time)))
-        if table.format == "csv":
+            add("non_null", exp.Count(this=col(pk)))
+            if one_pass:
+                add("distinct", exp.Count(this=exp.Distinct(expressions=[col(pk)])))
+            elif int_key:
+                add("min", exp.Min(this=col(pk)))
+                add("max", exp.Max(this=col(pk)))
+        if time_col is not None:
+            add("time", exp.Count(this=col(time_col)))
+        if one_pass:
             items += [exp.Count(this=col(c)) for c in table.columns]
         row = run(self.con, exp.select(*items).from_(self.view(name)))[0]
         total = row[0]
@@ -144,19 +217,41 @@ class Database:
             if schema is not None and schema.dtype is Dtype.TIMESTAMP:
                 errors += timestamp_problems(self.con, name, self._sources[name], raw)
         if pk is not None:
-            non_null, distinct = row[1], row[2]
+            non_null = row[slots["non_null"]]
             if non_null < total:
                 errors.append(PQLDataError(f"table '{name}': primary key '{pk}' is NULL in {total - non_null} rows",
                                            code="E706", table=name, column=pk))
+            if "distinct" in slots:
+                distinct = row[slots["distinct"]]
+            else:
+                bounds = (row[slots["min"]], row[slots["max"]]) if int_key else None
+                distinct = self._distinct(name, pk, non_null, bounds)
             if distinct < non_null:
                 errors.append(self._duplicates(name, pk))
-        if time is not None:
-            nulls = total - row[3 if pk is not None else 1]
+        if time_col is not None:
+            nulls = total - row[slots["time"]]
             if nulls:
                 warnings.append(PQLWarning(
-                    "W702", f"table '{name}': time column '{time}' is NULL in {nulls} rows; such rows are in no "
-                            "window and no history", table=name, column=time))
-        return total
+                    "W702", f"table '{name}': time column '{time_col}' is NULL in {nulls} rows; such rows are in no "
+                            "window and no history", table=name, column=time_col))
+        return total, errors, warnings
+
+    def _distinct(self, name: str, pk: str, non_null: int, bounds: tuple[Any, Any] | None) -> int:
+        """The number of distinct non-NULL key values: a bitmap over [min, max] for a compact integer
+        range, else ``COUNT(DISTINCT)``."""
+        if non_null == 0:
+            return 0
+        if bounds is not None:
+            lo, hi = int(bounds[0]), int(bounds[1])
+            if hi - lo < min(max(BITMAP_RANGE_PER_ROW * non_null, BITMAP_MIN_RANGE), BITMAP_MAX_RANGE):
+                bitmap = exp.Anonymous(this="bitstring_agg", expressions=[col(pk), _int_lit(lo), _int_lit(hi)])
+                query = exp.select(exp.Anonymous(this="bit_count", expressions=[bitmap])).from_(self.view(name))
+                try:
+                    return run(self.con, query)[0][0]
+                except duckdb.Error:  # an integer type bitstring_agg does not take: count the usual way
+                    pass
+        query = exp.select(exp.Count(this=exp.Distinct(expressions=[col(pk)]))).from_(self.view(name))
+        return run(self.con, query)[0][0]
 
     def _duplicates(self, name: str, pk: str) -> PQLDataError:
         dup = (exp.select(col(pk), exp.Window(this=exp.Count(this=exp.Star())))
@@ -176,7 +271,8 @@ class Database:
             table = self.graph.table(name)
             for c in (table.time_column, table.end_time_column):
                 raw = next((r for r in self._raws[name] if r.name == c), None) if c else None
-                kind = zone_awareness(self.con, self._sources[name], raw) if raw is not None else None
+                kind = None if raw is None else self._memo(
+                    ("zone", c), [name], lambda name=name, raw=raw: zone_awareness(self.con, self._sources[name], raw))
                 if kind is not None:
                     (aware if kind else naive).append((name, c))
         if not (aware and naive):
@@ -188,17 +284,75 @@ class Database:
                 for t, c in aware]
 
     def _orphans(self, edge: Edge) -> list[PQLWarning]:
+        """W701: non-NULL foreign keys with no parent row, counted by one anti-join."""
         pk = self.graph.table(edge.dst_table).primary_key
         if pk is None:
             return []
-        parent = (exp.select(exp.Literal.number(1)).from_(exp.alias_(self.view(edge.dst_table), "d", table=True))
-                  .where(exp.EQ(this=col(pk, "d"), expression=col(edge.fkey, "s"))))
         query = (exp.select(exp.Count(this=exp.Star()))
                  .from_(exp.alias_(self.view(edge.src_table), "s", table=True))
-                 .where(exp.and_(_not_null(col(edge.fkey, "s")), exp.Not(this=exp.Exists(this=parent)))))
+                 .join(exp.alias_(self.view(edge.dst_table), "d", table=True),
+                       on=exp.EQ(this=col(pk, "d"), expression=col(edge.fkey, "s")), join_type="ANTI")
+                 .where(_not_null(col(edge.fkey, "s"))))
         n = run(self.con, query)[0][0]
         if not n:
             return []
         return [PQLWarning("W701", f"table '{edge.src_table}': {n} rows have a '{edge.fkey}' without a parent in "
                                    f"'{edge.dst_table}'; they are treated as unlinked",
                            table=edge.src_table, column=edge.fkey)]
+
+
+# -- fingerprints and the shared cache ------------------------------------------------------------
+def _fingerprint(table: TableSchema) -> tuple | None:
+    """What identifies the table's data now, or None when it cannot be told apart from a change:
+    a pandas DataFrame (mutable), a file just written (racy mtime), a file that cannot be stat'ed."""
+    if table.data is not None:
+        pa = sys.modules.get("pyarrow")
+        if pa is not None and isinstance(table.data, (pa.Table, pa.RecordBatch)):  # immutable
+            return ("arrow", id(table.data))  # the Database's graph keeps the object alive
+        return None
+    if table.source is None:
+        return None
+    try:
+        st = os.stat(table.source)
+    except OSError:
+        return None
+    if time.time() - st.st_mtime < RACY_SECONDS:
+        return None
+    return ("file", str(table.source), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _schema_key(table: TableSchema) -> tuple:
+    return (table.primary_key, table.time_column, table.end_time_column, table.format,
+            tuple((c.name, c.dtype) for c in table.columns.values()))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_copy(v) for v in value)
+    return list(value) if isinstance(value, list) else value
+
+
+def _shared_get(key: Hashable) -> Any:
+    with _SHARED_LOCK:
+        found = _SHARED.get(key, _MISSING)
+        if found is not _MISSING:
+            _SHARED.move_to_end(key)
+        return found
+
+
+def _shared_put(key: Hashable, value: Any) -> None:
+    with _SHARED_LOCK:
+        _SHARED[key] = value
+        while len(_SHARED) > CACHE_SIZE:
+            _SHARED.popitem(last=False)
+
+
+def clear_check_cache() -> None:
+    """Forget every remembered load check of file-backed tables (tests; data rewritten in place)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
+def _int_lit(value: int) -> exp.Expression:
+    literal = exp.Literal.number(abs(value))
+    return exp.Neg(this=literal) if value < 0 else literal

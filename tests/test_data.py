@@ -212,3 +212,165 @@ def test_unscannable_in_memory_object():
     with pytest.raises(PQLDataError) as e:
         Graph.from_tables({"a": [1, 2, 3]})
     assert e.value.code == "E702" and e.value.message.startswith("table 'a': cannot read list as a table")
+
+
+# -- primary-key distinct counts: bitmap over a compact integer range, else COUNT(DISTINCT) -----------
+def _recording(monkeypatch) -> list[str]:
+    """Every SQL statement the load checks run from now on."""
+    import pql.data as data_mod
+    import pql.datasource as source_mod
+
+    seen: list[str] = []
+    real = source_mod.run
+
+    def run(con, expression):
+        text = expression.sql(dialect="duckdb")
+        if not text.startswith(("DESCRIBE", "CREATE")):  # registering views is not checking
+            seen.append(text)
+        return real(con, expression)
+
+    monkeypatch.setattr(data_mod, "run", run)
+    monkeypatch.setattr(source_mod, "run", run)
+    return seen
+
+
+def _expected_key_errors(values: list) -> list[tuple[str, str]]:
+    """E706 and E705 for a key column, straight from the spec (plain Python)."""
+    out = []
+    nulls = sum(v is None for v in values)
+    if nulls:
+        out.append(("E706", f"table 'u': primary key 'uid' is NULL in {nulls} rows"))
+    counts: dict = {}
+    for v in values:
+        if v is not None:
+            counts[v] = counts.get(v, 0) + 1
+    dups = sorted(v for v, n in counts.items() if n > 1)
+    if dups:
+        examples = ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in dups[:3])
+        out.append(("E705", f"table 'u': primary key 'uid' has {len(dups)} duplicate values, e.g. {examples}"))
+    return out
+
+
+@pytest.mark.parametrize("values, arrow_type, method", [
+    (list(range(1000)), pa.int64(), "BITSTRING_AGG"),
+    (list(range(1000)) + [17, 17, 999, 0, None], pa.int64(), "BITSTRING_AGG"),
+    ([-128, 127, 0, 127, -128, None, None], pa.int8(), "BITSTRING_AGG"),
+    ([2**64 - 1, 2**64 - 2, 2**64 - 1], pa.uint64(), "BITSTRING_AGG"),
+    ([i * 10**6 for i in range(500)] + [7 * 10**6], pa.int64(), "COUNT(DISTINCT"),  # sparse: no bitmap
+    ([2**63 - 1, -2**63, 5, 5], pa.int64(), "COUNT(DISTINCT"),
+    ([None, None], pa.int64(), None),
+    (["b", "a", "b", None, "c", "a", "d", "d"], pa.string(), "COUNT(DISTINCT"),
+])
+def test_primary_key_checks_match_a_plain_count(values, arrow_type, method, monkeypatch):
+    g = Graph.from_tables({"u": pa.table({"uid": pa.array(values, arrow_type)})}, primary_keys={"u": "uid"})
+    db = Database(g)
+    seen = _recording(monkeypatch)
+    expected = _expected_key_errors(values)
+    if expected:
+        assert check_errors(db) == expected
+    else:
+        assert db.check() == []
+    used = [m for m in ("BITSTRING_AGG", "COUNT(DISTINCT") if any(m in q for q in seen)]
+    assert used == ([method] if method else [])
+
+
+def test_csv_keys_are_checked_in_one_pass(tmp_path, monkeypatch):
+    (tmp_path / "u.csv").write_text("uid,x\n1,a\n2,b\n2,c\n,d\n")
+    g = Graph.from_tables({"u": tmp_path / "u.csv"}, primary_keys={"u": "uid"})
+    seen = _recording(monkeypatch)
+    assert check_errors(Database(g)) == _expected_key_errors([1, 2, 2, None])
+    assert len([q for q in seen if q.startswith("SELECT COUNT(*)")]) == 1 and "COUNT(DISTINCT" in seen[0]
+
+
+def test_orphans_ignore_null_and_duplicate_parent_keys():
+    users = pa.table({"user_id": pa.array([1, 1, None, 4], pa.int64())})
+    orders = pa.table({"order_id": [1, 2, 3, 4, 5, 6], "user_id": pa.array([1, 2, None, 2, 3, 4], pa.int64())})
+    g = Graph.from_tables({"users": users, "orders": orders}, primary_keys={"users": "user_id", "orders": "order_id"},
+                          edges=[Edge("orders", "user_id", "users")])
+    (w,) = Database(g).check(["orders"])  # users is not used, so its own key problems are not reported
+    assert (w.code, w.message) == ("W701", "table 'orders': 3 rows have a 'user_id' without a parent in 'users'; "
+                                           "they are treated as unlinked")
+
+
+# -- remembered check results ------------------------------------------------------------------
+def _old_file(path, table: pa.Table, age: float = 3600) -> None:
+    """Write a Parquet file whose mtime lies in the past (older than the racy window)."""
+    import os
+    import time
+
+    pq.write_table(table, path)
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def _orders_graph(tmp_path, orphan: bool = False, dup: bool = False) -> Graph:
+    _old_file(tmp_path / "users.parquet", pa.table({"user_id": [1, 2, 3] + ([3] if dup else [])}))
+    _old_file(tmp_path / "orders.parquet", pa.table({"order_id": [1, 2], "user_id": [1, 9 if orphan else 2],
+                                                     "at": [T0, None]}), age=3600 + orphan + 2 * dup)
+    return Graph.from_tables({"users": tmp_path / "users.parquet", "orders": tmp_path / "orders.parquet"},
+                             primary_keys={"users": "user_id", "orders": "order_id"}, time_columns={"orders": "at"},
+                             edges=[Edge("orders", "user_id", "users")])
+
+
+def test_unchanged_files_are_checked_once_per_process(tmp_path, monkeypatch):
+    g = _orders_graph(tmp_path)
+    seen = _recording(monkeypatch)
+    first = Database(g).check()
+    n = len(seen)
+    assert [w.code for w in first] == ["W702"] and n >= 3
+    first.clear()  # what a caller does with the list does not touch the remembered result
+    again = Database(g).check()  # another Database over the same unchanged files
+    assert [w.code for w in again] == ["W702"] and len(seen) == n
+    g2 = _orders_graph(tmp_path, orphan=True)  # orders rewritten: its checks and its edge run again
+    assert [w.code for w in Database(g2).check()] == ["W702", "W701"] and len(seen) > n
+    n = len(seen)
+    _orders_graph(tmp_path, orphan=True, dup=True)  # users rewritten with a duplicate key
+    assert check_errors(Database(g2)) == [("E705", "table 'users': primary key 'user_id' has 1 duplicate values, "
+                                                   "e.g. 3")]
+    m = len(seen)
+    assert m > n
+    assert check_errors(Database(g2)) == [("E705", "table 'users': primary key 'user_id' has 1 duplicate values, "
+                                                   "e.g. 3")]  # errors are remembered too
+    assert len(seen) == m
+
+
+def test_recently_written_files_and_dataframes_are_always_rechecked(tmp_path, monkeypatch):
+    pq.write_table(pa.table({"a_id": [1, 2]}), tmp_path / "a.parquet")  # mtime: now
+    frame = pd.DataFrame({"b_id": [1, 2]})
+    g = Graph.from_tables({"a": tmp_path / "a.parquet", "b": frame}, primary_keys={"a": "a_id", "b": "b_id"})
+    db = Database(g)
+    seen = _recording(monkeypatch)
+    assert db.check() == []
+    n = len(seen)
+    assert db.check() == [] and len(seen) == 2 * n
+    assert {q.split(" FROM ")[-1] for q in seen[n:]} == {'"a"', '"b"'}  # both tables were read again
+
+
+def test_arrow_tables_are_remembered_per_database(monkeypatch):
+    g = Graph.from_tables({"a": pa.table({"a_id": [1, 2, 2]})}, primary_keys={"a": "a_id"})
+    db = Database(g)
+    seen = _recording(monkeypatch)
+    expected = [("E705", "table 'a': primary key 'a_id' has 1 duplicate values, e.g. 2")]
+    assert check_errors(db) == expected
+    n = len(seen)
+    assert check_errors(db) == expected and len(seen) == n
+    assert check_errors(Database(g)) == expected and len(seen) == 2 * n  # a new Database checks again
+
+
+def test_a_failing_bitmap_falls_back_to_count_distinct(monkeypatch):
+    import pql.data as data_mod
+
+    g = Graph.from_tables({"u": pa.table({"uid": [1, 2, 2, 3]})}, primary_keys={"u": "uid"})
+    db = Database(g)
+    real, seen = data_mod.run, []
+
+    def run(con, expression):
+        text = expression.sql(dialect="duckdb")
+        seen.append(text)
+        if "BITSTRING_AGG" in text:
+            raise duckdb.BinderException("no bitstring_agg for this type")
+        return real(con, expression)
+
+    monkeypatch.setattr(data_mod, "run", run)
+    assert check_errors(db) == _expected_key_errors([1, 2, 2, 3])
+    assert any("BITSTRING_AGG" in q for q in seen) and any("COUNT(DISTINCT" in q for q in seen)

@@ -109,6 +109,43 @@ def test_stats_use_first_100k_non_null_values():
     assert stype_of([None] * 50_000 + values) is Stype.CATEGORICAL
 
 
+def _reference_stats(values: list) -> ColumnStats:
+    """§6.3 statistics in plain Python: over the first 100 000 non-null values."""
+    first = [v for v in values if v is not None][:100_000]
+    if not first or not isinstance(first[0], str):
+        return ColumnStats(len(first), len(set(first)), None, None)
+    mean = sum(len(v) for v in first) / len(first)
+    return ColumnStats(len(first), len(set(first)), mean, sum(" " in v for v in first) / len(first))
+
+
+@pytest.mark.parametrize("n_rows", [0, 7, 100_000, 100_001, 130_000])
+def test_column_stats_match_plain_python(n_rows):
+    import duckdb
+
+    from pql.datasource import RawColumn
+    from pql.infer import column_stats
+
+    words = ["a b", "cc", None, "dé e", "", "long text value here", None, "x"]
+    cols = {"s": [words[(i * 7) % 8] if i % 50_001 else f"late {i}" for i in range(n_rows)],
+            "n": [None if i % 3 == 0 else (i * 13) % 1000 for i in range(n_rows)],
+            "e": [None] * n_rows}
+    table = pa.table({"s": pa.array(cols["s"], pa.string()), "n": pa.array(cols["n"], pa.int64()),
+                      "e": pa.array(cols["e"], pa.string())})
+    con = duckdb.connect()
+    con.register("src", table)
+    raws = [RawColumn("s", "VARCHAR", Dtype.STRING), RawColumn("n", "BIGINT", Dtype.INT),
+            RawColumn("e", "VARCHAR", Dtype.STRING)]
+    from sqlglot import exp
+
+    got = column_stats(con, exp.Table(this=exp.to_identifier("src")), raws)
+    for name, values in cols.items():
+        want = _reference_stats(values)
+        have = got[name]
+        assert (have.count, have.distinct) == (want.count, want.distinct), name
+        for a, b in ((have.mean_length, want.mean_length), (have.space_share, want.space_share)):
+            assert (a is None and b is None) or a == pytest.approx(b, rel=1e-12), name
+
+
 def test_keys_and_id_names_get_id_without_stats():
     g = Graph.from_tables({"a": pa.table({"a_id": [1, 2], "code": ["x", "y"]}),
                            "b": pa.table({"b_id": [1, 2], "ref": [1, 2], "userId": ["p", "q"]})},
