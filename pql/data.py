@@ -88,15 +88,17 @@ class Database:
             register_data(self.con, registered, table)
         source = source_expr(table, registered)
         raws = describe_source(self.con, table, source)
-        select = view_select(table, raws, source)
-        view = exp.Create(kind="VIEW", this=exp.Table(this=ident(table.name)), replace=True, expression=select)
+        view = exp.Create(kind="VIEW", this=exp.Table(this=ident(table.name)), replace=True,
+                          expression=view_select(table, raws, source))
         try:
             run(self.con, view)
         except duckdb.Error as e:
             raise read_error(table, e) from None
         self._sources[table.name], self._raws[table.name] = source, raws
-        # The view a check reads (with the schema and the data, what a remembered result depends on).
-        self._view_keys[table.name] = (table.name, select.sql(dialect="duckdb"), tuple(raws))
+        # What the view is made of (source_expr and view_select are functions of these and of the
+        # column dtypes in _schema_key): with the data's fingerprint, what a remembered check depends on.
+        self._view_keys[table.name] = (table.name, str(table.source), repr(sorted(table.options.items())),
+                                       registered, tuple(raws))
 
     def view(self, table: str) -> exp.Table:
         """The FROM-able view of a graph table (its quoted name)."""
