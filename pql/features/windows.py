@@ -13,21 +13,27 @@ counts, the number of distinct event times the visits. Windowed MIN/MAX and dist
 pairs so memory stays bounded. A value is counted in a window at its first occurrence there, i.e.
 the row whose previous occurrence (``pd``, a LAG computed once per table) is before the window
 start, so no COUNT(DISTINCT) is needed. An untimed child is static: one aggregate per key.
+
+Every statement is a sqlglot expression tree (no SQL text is formatted here): graph table and
+column names enter as quoted identifiers, engine aliases (``k``, ``t``, ``x0``, ``d0`` ...) as
+quoted column names, and the string is rendered for DuckDB only when the block runs.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Callable
 
 import duckdb
 from sqlglot import exp
 
+from pql.compiler.sqlbuild import and_all, inner_join, left_join, table_ref
 from pql.graph import Edge, Graph
 
-from .blocks import Block, alias
+from .blocks import ROW, Block, alias
 from .columns import MAX_DISTINCT, Exclusions, roles
-from .sql import temp_table, tpl
+from .sql import days_between, qcol, temp_table
 
 __all__ = ["child_blocks", "WINDOWS", "RANGE_WINDOWS", "RANGE_BATCH"]
 
@@ -37,156 +43,282 @@ RANGE_BATCH = 250_000  # pairs per statement of the range-join block
 MAX_WINDOWED = 4  # distinct-count columns with windowed counts (foreign keys, then categoricals)
 NAN = float("nan")
 
+Agg = Callable[..., exp.Expression]  # an aggregate node class: exp.Sum, exp.Min, ...
+
 
 def _prefix(graph: Graph, edge: Edge) -> str:
     parallel = len(graph.edges_between(edge.src_table, edge.dst_table)) > 1
     return f"{edge.src_table}[{edge.fkey}]" if parallel else edge.src_table
 
 
-def _source(c: "_Child", columns: list[str]) -> str:
-    """The child's rows of the pairs' entities (key and, if timed, time not NULL) with ``columns``:
-    ``k`` key, ``t`` time, ``x{i}`` numeric as DOUBLE (bools 0/1), ``d{j}`` distinct-count values,
-    ``pd{j}`` the previous time the entity had the same ``d{j}`` (NULL at its first occurrence)."""
-    exprs = {"k": "r.__fk", "t": "r.__t"}
-    exprs.update({f"x{i}": f"CAST(CAST(r.__x{i} AS INTEGER) AS DOUBLE)" if x in c.bools else
-                  f"CAST(r.__x{i} AS DOUBLE)" for i, x in enumerate(c.xs)})
-    exprs.update({f"d{j}": f"r.__d{j}" for j in range(len(c.ds))})
-    exprs.update({f"pd{j}": f"LAG(r.__t) OVER (PARTITION BY r.__fk, r.__d{j} ORDER BY r.__t)"
-                  for j in range(c.lagged)})
-    where = "r.__fk IS NOT NULL" + (" AND r.__t IS NOT NULL" if c.timed else "")
-    select = ", ".join(f"{exprs[name]} AS {name}" for name in columns)
-    return f"SELECT {select} FROM __child AS r WHERE {where} AND r.__fk IN (SELECT e FROM __pairs)"
+# -- small expression builders (engine aliases only; user names arrive as quoted identifiers). The
+# trees are built fresh for every statement, so no builder copies them (copy=False throughout).
+def _as(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(e, name, quoted=True, copy=False)
 
 
-def _values(c: "_Child") -> list[str]:
-    return ["k"] + (["t"] if c.timed else []) + [f"x{i}" for i in range(len(c.xs))] + \
-        [f"d{j}" for j in range(len(c.ds))]
+def _num(value: int | float) -> exp.Literal:
+    return exp.Literal.number(value)
 
 
-def _subs(edge: Edge, graph: Graph, xs: list[str], ds: list[str], pairs: str) -> dict:
-    table = graph.table(edge.src_table)
-    subs: dict = {"child": edge.src_table, "fk": edge.fkey, "pairs": pairs}
-    if table.time_column:
-        subs["t"] = table.time_column
-    subs.update({f"x{i}": x for i, x in enumerate(xs)})
-    subs.update({f"d{j}": d for j, d in enumerate(ds)})
-    return subs
+def _cte(name: str) -> exp.Table:
+    """A CTE or engine table alias in FROM / JOIN (engine-written, unquoted like the table parts of qcol)."""
+    return exp.Table(this=exp.to_identifier(name))
 
 
-def _bounded(text: str, subs: dict, batch: int = 0, **kw) -> Block:
-    return Block(kw.pop("names"), kw.pop("defaults"),
-                 lambda lo, hi: tpl(text, **subs, lo=exp.Literal.number(lo), hi=exp.Literal.number(hi)), batch=batch)
+def _query(cols: list[exp.Expression], source: exp.Expression, *, joins: tuple[exp.Join, ...] = (),
+           where: exp.Expression | None = None, group: tuple[exp.Expression, ...] = (),
+           ctes: tuple[tuple[str, exp.Expression], ...] = ()) -> exp.Select:
+    """``WITH ctes SELECT cols FROM source joins WHERE where GROUP BY group``."""
+    q = exp.select(*cols, copy=False).from_(source, copy=False)
+    for j in joins:
+        q = q.join(j, copy=False)
+    if where is not None:
+        q = q.where(where, copy=False)
+    if group:
+        q = q.group_by(*group, copy=False)
+    for name, body in ctes:
+        q = q.with_(exp.TableAlias(this=exp.to_identifier(name)), as_=body, copy=False)
+    return q
+
+
+def _count() -> exp.Count:
+    return exp.Count(this=exp.Star())
+
+
+def _is_null(e: exp.Expression) -> exp.Expression:
+    return exp.Is(this=e, expression=exp.Null())
+
+
+def _not_null(e: exp.Expression) -> exp.Expression:
+    return exp.Not(this=_is_null(e))
+
+
+def _eq(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return exp.EQ(this=a, expression=b)
+
+
+def _rows(lo: int, hi: int) -> exp.Expression:
+    """``q.pql_row >= lo AND q.pql_row < hi``: the pairs of one batch."""
+    return and_all([exp.GTE(this=qcol(ROW, "q"), expression=_num(lo)),
+                    exp.LT(this=qcol(ROW, "q"), expression=_num(hi))])
+
+
+def _join(source: exp.Expression, *on: exp.Expression) -> exp.Join:
+    """``JOIN source ON on[0] AND on[1] ...``."""
+    return inner_join(source, and_all(list(on)))
 
 
 @dataclass
 class _Child:
-    """One child table's feature inputs (placeholders in ``subs``)."""
+    """One child table's feature inputs: the graph names (``table``, ``fk``, ``time``, the columns
+    ``xs`` and ``ds``) and the engine's temp tables (``pairs``; ``pt``, ``ev`` once created)."""
 
     prefix: str
+    table: str
+    fk: str
+    time: str | None
+    pairs: str
     xs: list[str]
     ds: list[str]
     bools: set[str]
-    timed: bool
-    lagged: int  # ds[:lagged] get windowed distinct counts (from pd columns in temp table ``__ev``)
-    subs: dict
+    lagged: int  # ds[:lagged] get windowed distinct counts (from pd columns in temp table ``ev``)
+    pt: str = ""
+    ev: str = ""
+
+    @property
+    def timed(self) -> bool:
+        return self.time is not None
 
 
-def _per_time(c: _Child) -> str:
+def _source_columns(c: _Child) -> dict[str, Callable[[], exp.Expression]]:
+    """Builders of each column of :func:`_source` by its engine alias."""
+    def r(name: str) -> exp.Column:
+        return qcol(name, "r")
+
+    def number(x: str) -> Callable[[], exp.Expression]:  # bools 0/1, everything as DOUBLE
+        return lambda: exp.cast(exp.cast(r(x), "INTEGER", copy=False) if x in c.bools else r(x), "DOUBLE", copy=False)
+
+    def lag(d: str) -> Callable[[], exp.Expression]:  # the previous time the entity had the same value
+        return lambda: exp.Window(this=exp.Lag(this=r(c.time)), partition_by=[r(c.fk), r(d)],
+                                  order=exp.Order(expressions=[exp.Ordered(this=r(c.time), nulls_first=False)]))
+
+    out: dict[str, Callable[[], exp.Expression]] = {"k": lambda: r(c.fk)}
+    if c.time is not None:
+        out["t"] = lambda: r(c.time)
+    out.update({f"x{i}": number(x) for i, x in enumerate(c.xs)})
+    out.update({f"d{j}": (lambda d=d: r(d)) for j, d in enumerate(c.ds)})
+    out.update({f"pd{j}": lag(c.ds[j]) for j in range(c.lagged)})
+    return out
+
+
+def _source(c: _Child, columns: list[str]) -> exp.Select:
+    """The child's rows of the pairs' entities (key and, if timed, time not NULL) with ``columns``:
+    ``k`` key, ``t`` time, ``x{i}`` numeric as DOUBLE (bools 0/1), ``d{j}`` distinct-count values,
+    ``pd{j}`` the previous time the entity had the same ``d{j}`` (NULL at its first occurrence)."""
+    build = _source_columns(c)
+    entities = _query([qcol("e")], table_ref(c.pairs)).subquery(copy=False)
+    where = and_all([_not_null(qcol(c.fk, "r")),
+                     _not_null(qcol(c.time, "r")) if c.time is not None else None,
+                     exp.In(this=qcol(c.fk, "r"), query=entities)])
+    return _query([_as(build[name](), name) for name in columns], table_ref(c.table, "r"), where=where)
+
+
+def _values(c: _Child) -> list[str]:
+    return ["k"] + (["t"] if c.timed else []) + [f"x{i}" for i in range(len(c.xs))] + \
+        [f"d{j}" for j in range(len(c.ds))]
+
+
+def _first_seen(c: _Child, j: int) -> exp.Select:
+    """(k, t, f): the number of values of ``d{j}`` an entity saw for the first time at time t."""
+    d = f"d{j}"
+    first = _query([qcol("k"), qcol(d), _as(exp.Min(this=qcol("t")), "t")],
+                   _source(c, ["k", "t", d]).subquery(copy=False), where=_not_null(qcol(d)), group=(qcol("k"), qcol(d)))
+    return _query([qcol("k"), qcol("t"), _as(_count(), "f")], first.subquery(copy=False), group=(qcol("k"), qcol("t")))
+
+
+PER_TIME_AGGS: tuple[tuple[str, Agg], ...] = (  # per numeric column x{i} of a (key, time) group
+    ("s", exp.Sum), ("c", exp.Count), ("mn", exp.Min), ("mx", exp.Max))
+HISTORY_AGGS: tuple[tuple[str, Agg], ...] = (  # the same columns combined over the groups of one window
+    ("s", exp.Sum), ("c", exp.Sum), ("mn", exp.Min), ("mx", exp.Max))
+
+
+def _per_time(c: _Child) -> exp.Select:
     """The child's rows grouped per (key, time): counts, sums, non-NULL counts, MIN/MAX per numeric
     column and the number ``f{j}`` of values of each distinct-count column first seen then."""
-    nx, nd = len(c.xs), len(c.ds)
-    cols = ["e.k", "e.t", "COUNT(*) AS n"]
-    for i in range(nx):
-        cols += [f"SUM(e.x{i}) AS s{i}", f"COUNT(e.x{i}) AS c{i}", f"MIN(e.x{i}) AS mn{i}", f"MAX(e.x{i}) AS mx{i}"]
-    ctes = [f"fs{j} AS (SELECT k, t, COUNT(*) AS f FROM (SELECT k, d{j}, MIN(t) AS t FROM "
-            f"({_source(c, ['k', 't', f'd{j}'])}) WHERE d{j} IS NOT NULL GROUP BY k, d{j}) GROUP BY k, t)"
-            for j in range(nd)]
-    fields = ", ".join(f"COALESCE(fs{j}.f, 0) AS f{j}" for j in range(nd))
-    joins = " ".join(f"LEFT JOIN fs{j} ON fs{j}.k = g.k AND fs{j}.t = g.t" for j in range(nd))
-    body = f"SELECT {', '.join(cols)} FROM ({_source(c, _values(c))}) AS e GROUP BY e.k, e.t"
-    if not nd:
+    def e(name: str) -> exp.Column:
+        return qcol(name, "e")
+
+    cols: list[exp.Expression] = [e("k"), e("t"), _as(_count(), "n")]
+    cols += [_as(fn(this=e(f"x{i}")), f"{tag}{i}") for i in range(len(c.xs)) for tag, fn in PER_TIME_AGGS]
+    body = _query(cols, _source(c, _values(c)).subquery("e", copy=False), group=(e("k"), e("t")))
+    if not c.ds:
         return body
-    return f"WITH {', '.join(ctes)} SELECT g.*, {fields} FROM ({body}) AS g {joins}"
+    nd = range(len(c.ds))
+    firsts = [_as(exp.Coalesce(this=qcol("f", f"fs{j}"), expressions=[_num(0)]), f"f{j}") for j in nd]
+    joins = tuple(left_join(_cte(f"fs{j}"), and_all([_eq(qcol("k", f"fs{j}"), qcol("k", "g")),
+                                                     _eq(qcol("t", f"fs{j}"), qcol("t", "g"))])) for j in nd)
+    return _query([exp.Column(this=exp.Star(), table=exp.to_identifier("g")), *firsts],
+                  body.subquery("g", copy=False), joins=joins, ctes=tuple((f"fs{j}", _first_seen(c, j)) for j in nd))
+
+
+def _history_inner(c: _Child, lo: int, hi: int) -> exp.Select:
+    """The pairs' history rows of one batch grouped per (pair, innermost window ``b`` holding the row)."""
+    def h(name: str) -> exp.Column:
+        return qcol(name, "h")
+
+    bucket = exp.Case(ifs=[exp.If(this=exp.GT(this=h("t"), expression=qcol(f"a{w}", "q")), true=_num(i))
+                           for i, w in enumerate(WINDOWS)], default=_num(len(WINDOWS)))
+    cols: list[exp.Expression] = [qcol(ROW, "q"), _as(exp.AnyValue(this=qcol("a", "q")), "a"), _as(bucket, "b"),
+                                  _as(exp.Sum(this=h("n")), "n"), _as(_count(), "nt"),
+                                  _as(exp.Max(this=h("t")), "tl"), _as(exp.Min(this=h("t")), "tf")]
+    cols += [_as(fn(this=h(f"{tag}{i}")), f"{tag}{i}") for i in range(len(c.xs)) for tag, fn in HISTORY_AGGS]
+    cols += [_as(exp.Sum(this=h(f"f{j}")), f"f{j}") for j in range(len(c.ds))]
+    on = _join(table_ref(c.pt, "h"), _eq(h("k"), qcol("e", "q")), exp.LTE(this=h("t"), expression=qcol("av", "q")))
+    return _query(cols, table_ref(c.pairs, "q"), joins=(on,), where=_rows(lo, hi), group=(qcol(ROW, "q"), qcol("b")))
 
 
 def _history_block(c: _Child) -> Block:
     """Every window from one range join of the pairs to the per-time rows of their history. The
     windows are nested, so the join is grouped once per (pair, innermost window ``b`` containing
     the row) with plain aggregates, and each window then combines the few groups with ``b <= w``."""
-    nx = len(c.xs)
-    bucket = " ".join(f"WHEN h.t > q.a{w} THEN {i}" for i, w in enumerate(WINDOWS))
-    inner = [f"CASE {bucket} ELSE {len(WINDOWS)} END AS b", "SUM(h.n) AS n", "COUNT(*) AS nt",
-             "MAX(h.t) AS tl", "MIN(h.t) AS tf"]
-    for i in range(nx):
-        inner += [f"SUM(h.s{i}) AS s{i}", f"SUM(h.c{i}) AS c{i}", f"MIN(h.mn{i}) AS mn{i}", f"MAX(h.mx{i}) AS mx{i}"]
-    inner += [f"SUM(h.f{j}) AS f{j}" for j in range(len(c.ds))]
     names: list[str] = []
     defaults: list[float] = []
-    exprs: list[str] = []
+    features: list[Callable[[], exp.Expression]] = []  # built afresh for each statement
 
-    def add(name: str, sql: str, default: float) -> None:
-        exprs.append(f"{sql} AS {alias(len(names))}")
+    def add(name: str, build: Callable[[], exp.Expression], default: float) -> None:
         names.append(name)
         defaults.append(default)
+        features.append(build)
 
-    def agg(fn: str, column: str, i: int | None) -> str:
-        return f"{fn}(CASE WHEN g.b <= {i} THEN g.{column} END)" if i is not None else f"{fn}(g.{column})"
+    def agg(fn: Agg, column: str, i: int | None) -> Callable[[], exp.Expression]:
+        if i is None:
+            return lambda: fn(this=qcol(column, "g"))
+        return lambda: fn(this=exp.Case(ifs=[exp.If(this=exp.LTE(this=qcol("b", "g"), expression=_num(i)),
+                                                    true=qcol(column, "g"))]))
+
+    def zero(a: Callable[[], exp.Expression]) -> Callable[[], exp.Expression]:
+        return lambda: exp.Coalesce(this=a(), expressions=[_num(0)])
+
+    def ratio(a: Callable[[], exp.Expression], b: Callable[[], exp.Expression]) -> Callable[[], exp.Expression]:
+        return lambda: exp.Div(this=a(), expression=exp.Nullif(this=b(), expression=_num(0)), typed=False, safe=False)
+
+    def since(fn: Agg, column: str) -> Callable[[], exp.Expression]:  # days from an event time to the anchor
+        return lambda: days_between(exp.AnyValue(this=qcol("a", "g")), fn(this=qcol(column, "g")))
 
     p = c.prefix
     for i, w in [*enumerate(WINDOWS), (None, None)]:
         tag = f"{w}d" if w else "all"
-        add(f"{p}.count_{tag}", f"COALESCE({agg('SUM', 'n', i)}, 0)", 0.0)
-        add(f"{p}.times_{tag}", f"COALESCE({agg('SUM', 'nt', i)}, 0)", 0.0)  # distinct event times (visits)
+        add(f"{p}.count_{tag}", zero(agg(exp.Sum, "n", i)), 0.0)
+        add(f"{p}.times_{tag}", zero(agg(exp.Sum, "nt", i)), 0.0)  # distinct event times (visits)
         for j, x in enumerate(c.xs):
-            add(f"{p}.{x}.sum_{tag}", f"COALESCE({agg('SUM', f's{j}', i)}, 0)", 0.0)
-            add(f"{p}.{x}.avg_{tag}", f"{agg('SUM', f's{j}', i)} / NULLIF({agg('SUM', f'c{j}', i)}, 0)", NAN)
+            add(f"{p}.{x}.sum_{tag}", zero(agg(exp.Sum, f"s{j}", i)), 0.0)
+            add(f"{p}.{x}.avg_{tag}", ratio(agg(exp.Sum, f"s{j}", i), agg(exp.Sum, f"c{j}", i)), NAN)
             if w != WINDOWS[0]:
-                add(f"{p}.{x}.min_{tag}", agg("MIN", f"mn{j}", i), NAN)
-                add(f"{p}.{x}.max_{tag}", agg("MAX", f"mx{j}", i), NAN)
+                add(f"{p}.{x}.min_{tag}", agg(exp.Min, f"mn{j}", i), NAN)
+                add(f"{p}.{x}.max_{tag}", agg(exp.Max, f"mx{j}", i), NAN)
     for j, d in enumerate(c.ds):
-        add(f"{p}.{d}.distinct_all", "SUM(g.f{j})".format(j=j), 0.0)
-    add(f"{p}.days_since_last", "(EPOCH(ANY_VALUE(g.a)) - EPOCH(MAX(g.tl))) / 86400.0", NAN)
-    add(f"{p}.days_since_first", "(EPOCH(ANY_VALUE(g.a)) - EPOCH(MIN(g.tf))) / 86400.0", NAN)
-    text = (f"WITH g AS (SELECT q.pql_row, ANY_VALUE(q.a) AS a, {', '.join(inner)} FROM __pairs AS q "
-            "JOIN __pt AS h ON h.k = q.e AND h.t <= q.av "
-            "WHERE q.pql_row >= __lo AND q.pql_row < __hi GROUP BY q.pql_row, b) "
-            f"SELECT g.pql_row AS pql_row, {', '.join(exprs)} FROM g GROUP BY g.pql_row")
-    return _bounded(text, c.subs, RANGE_BATCH, names=names, defaults=defaults)
+        add(f"{p}.{d}.distinct_all", agg(exp.Sum, f"f{j}", None), 0.0)
+    add(f"{p}.days_since_last", since(exp.Max, "tl"), NAN)
+    add(f"{p}.days_since_first", since(exp.Min, "tf"), NAN)
+
+    def statement(lo: int, hi: int) -> exp.Expression:
+        cols = [_as(qcol(ROW, "g"), ROW), *(_as(build(), alias(k)) for k, build in enumerate(features))]
+        return _query(cols, _cte("g"), group=(qcol(ROW, "g"),), ctes=(("g", _history_inner(c, lo, hi)),))
+
+    return Block(names, defaults, statement, batch=RANGE_BATCH)
 
 
 def _distinct_block(c: _Child) -> Block:
     """Distinct values per window: a value counts at its first occurrence inside the window."""
-    names: list[str] = []
-    exprs: list[str] = []
-    for w in RANGE_WINDOWS:
-        for j in range(c.lagged):
-            exprs.append(f"COUNT(*) FILTER (WHERE ev.t > q.a{w} AND ev.d{j} IS NOT NULL AND "
-                         f"(ev.pd{j} IS NULL OR ev.pd{j} <= q.a{w})) AS {alias(len(names))}")
-            names.append(f"{c.prefix}.{c.ds[j]}.distinct_{w}d")
-    last = RANGE_WINDOWS[-1]
-    text = (f"SELECT q.pql_row AS pql_row, {', '.join(exprs)} "
-            f"FROM __pairs AS q JOIN __ev AS ev ON ev.k = q.e AND ev.t > q.a{last} AND ev.t <= q.av "
-            "WHERE q.pql_row >= __lo AND q.pql_row < __hi GROUP BY q.pql_row")
-    return _bounded(text, c.subs, RANGE_BATCH, names=names, defaults=[0.0] * len(names))
+    windows = [(w, j) for w in RANGE_WINDOWS for j in range(c.lagged)]
+    names = [f"{c.prefix}.{c.ds[j]}.distinct_{w}d" for w, j in windows]
+
+    def ev(name: str) -> exp.Column:
+        return qcol(name, "ev")
+
+    def first_in(w: int, j: int) -> exp.Expression:  # the row is in the window and its value's first there
+        start = qcol(f"a{w}", "q")
+        first = exp.Paren(this=exp.Or(this=_is_null(ev(f"pd{j}")),
+                                      expression=exp.LTE(this=ev(f"pd{j}"), expression=start.copy())))
+        return exp.Filter(this=_count(), expression=exp.Where(this=and_all([
+            exp.GT(this=ev("t"), expression=start), _not_null(ev(f"d{j}")), first])))
+
+    def statement(lo: int, hi: int) -> exp.Expression:
+        cols = [_as(qcol(ROW, "q"), ROW), *(_as(first_in(w, j), alias(k)) for k, (w, j) in enumerate(windows))]
+        on = _join(table_ref(c.ev, "ev"), _eq(ev("k"), qcol("e", "q")),
+                   exp.GT(this=ev("t"), expression=qcol(f"a{RANGE_WINDOWS[-1]}", "q")),
+                   exp.LTE(this=ev("t"), expression=qcol("av", "q")))
+        return _query(cols, table_ref(c.pairs, "q"), joins=(on,), where=_rows(lo, hi), group=(qcol(ROW, "q"),))
+
+    return Block(names, [0.0] * len(names), statement, batch=RANGE_BATCH)
+
+
+STATIC_AGGS: tuple[tuple[str, Agg, float], ...] = (  # per numeric column of an untimed child: (name, node, default)
+    ("sum", exp.Sum, 0.0), ("avg", exp.Avg, NAN), ("min", exp.Min, NAN), ("max", exp.Max, NAN))
 
 
 def _static_block(c: _Child) -> Block:
-    names, defaults, aggs, outs = [f"{c.prefix}.count_all"], [0.0], ["COUNT(*) AS n"], ["g.n AS f0"]
+    names, defaults = [f"{c.prefix}.count_all"], [0.0]
+    aggs: list[tuple[str, Callable[[], exp.Expression]]] = [("n", _count)]  # (column of g, its aggregate)
     for i, x in enumerate(c.xs):
-        for fn, default in (("sum", 0.0), ("avg", NAN), ("min", NAN), ("max", NAN)):
-            aggs.append(f"{fn.upper()}(x{i}) AS {fn}{i}")
-            outs.append(f"g.{fn}{i} AS {alias(len(names))}")
+        for fn, node, default in STATIC_AGGS:
+            aggs.append((f"{fn}{i}", lambda node=node, i=i: node(this=qcol(f"x{i}"))))
             names.append(f"{c.prefix}.{x}.{fn}_all")
             defaults.append(default)
     for j, d in enumerate(c.ds):
-        aggs.append(f"COUNT(DISTINCT d{j}) AS dc{j}")
-        outs.append(f"g.dc{j} AS {alias(len(names))}")
+        aggs.append((f"dc{j}", lambda j=j: exp.Count(this=exp.Distinct(expressions=[qcol(f"d{j}")]))))
         names.append(f"{c.prefix}.{d}.distinct_all")
         defaults.append(0.0)
-    text = (f"WITH g AS (SELECT k, {', '.join(aggs)} FROM ({_source(c, _values(c))}) GROUP BY k) "
-            "SELECT q.pql_row AS pql_row, "
-            f"{', '.join(outs)} FROM __pairs AS q JOIN g ON g.k = q.e WHERE q.pql_row >= __lo AND q.pql_row < __hi")
-    return _bounded(text, c.subs, names=names, defaults=defaults)
+
+    def statement(lo: int, hi: int) -> exp.Expression:
+        g = _query([qcol("k"), *(_as(build(), name) for name, build in aggs)],
+                   _source(c, _values(c)).subquery(copy=False), group=(qcol("k"),))
+        cols = [_as(qcol(ROW, "q"), ROW), *(_as(qcol(name, "g"), alias(k)) for k, (name, _) in enumerate(aggs))]
+        return _query(cols, table_ref(c.pairs, "q"), joins=(_join(_cte("g"), _eq(qcol("k", "g"), qcol("e", "q"))),),
+                      where=_rows(lo, hi), ctes=(("g", g),))
+
+    return Block(names, defaults, statement)
 
 
 def child_blocks(con: duckdb.DuckDBPyConnection, graph: Graph, entity_table: str, pairs: str,
@@ -203,16 +335,15 @@ def child_blocks(con: duckdb.DuckDBPyConnection, graph: Graph, entity_table: str
         windowed = windowed[:MAX_WINDOWED]
         ds = (windowed + [d for d in r.ids if d not in windowed])[:MAX_DISTINCT]
         timed = table.time_column is not None
-        child = _Child(_prefix(graph, edge), r.numeric, ds, r.booleans, timed, len(windowed) if timed else 0,
-                       _subs(edge, graph, r.numeric, ds, pairs))
+        child = _Child(_prefix(graph, edge), table.name, edge.fkey, table.time_column, pairs, r.numeric, ds,
+                       r.booleans, len(windowed) if timed else 0)
         if not timed:
             blocks.append(_static_block(child))
             continue
-        pt = stack.enter_context(temp_table(con, tpl(_per_time(child), **child.subs), "pt"))
-        child.subs["pt"] = pt
+        child.pt = stack.enter_context(temp_table(con, _per_time(child), "pt"))
         blocks.append(_history_block(child))
         if child.lagged:
             lag_cols = ["k", "t"] + [f"d{j}" for j in range(child.lagged)] + [f"pd{j}" for j in range(child.lagged)]
-            child.subs["ev"] = stack.enter_context(temp_table(con, tpl(_source(child, lag_cols), **child.subs), "ev"))
+            child.ev = stack.enter_context(temp_table(con, _source(child, lag_cols), "ev"))
             blocks.append(_distinct_block(child))
     return blocks
