@@ -28,7 +28,7 @@ import duckdb
 from sqlglot import exp
 
 from pql.datasource import (
-    RawColumn, col, describe_source, ident, read_error, register_data, run, source_expr, timestamp_problems,
+    RawColumn, col, connect, describe_source, ident, read_error, register_data, run, source_expr, timestamp_problems,
     view_select, zone_awareness,
 )
 from pql.errors import PQLDataError, PQLError, PQLWarning
@@ -68,7 +68,7 @@ class Database:
     def __init__(self, graph: Graph, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.graph = graph
         self._owns_con = con is None
-        self.con = con if con is not None else duckdb.connect()
+        self.con = con if con is not None else connect()
         self._sources: dict[str, exp.Expression] = {}
         self._raws: dict[str, list[RawColumn]] = {}
         self._view_keys: dict[str, tuple] = {}

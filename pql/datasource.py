@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import itertools
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import duckdb
 from sqlglot import exp
@@ -24,7 +25,7 @@ from pql.graph import Dtype, TableSchema
 __all__ = [
     "RawColumn", "FORMAT_BY_SUFFIX", "SAMPLE_SIZE", "ident", "col", "lit", "run", "format_for_path", "csv_options",
     "source_expr", "describe_source", "normalise_dtype", "timestamp_expr", "view_select", "register_data",
-    "not_found", "read_error", "timestamp_problems", "zone_awareness",
+    "not_found", "read_error", "timestamp_problems", "zone_awareness", "connect", "release",
 ]
 
 SAMPLE_SIZE = 100_000  # §6.3: statistics use the first 100 000 non-null values
@@ -51,6 +52,39 @@ def lit(value: str) -> exp.Literal:
 def run(con: duckdb.DuckDBPyConnection, expression: exp.Expression) -> list[tuple]:
     """Render once for DuckDB and execute as a single statement."""
     return con.execute(expression.sql(dialect="duckdb")).fetchall()
+
+
+# -- connections ----------------------------------------------------------------------------------
+# Opening an in-memory DuckDB database costs about 20 ms. A graph build only reads (DESCRIBE and
+# SELECT) through its connection, so when it is done the connection is as good as new and the next
+# Database of the process takes it instead of opening another.
+MAX_IDLE = 1
+_idle: list[duckdb.DuckDBPyConnection] = []
+_idle_lock = threading.Lock()
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory connection: one a graph build left idle, else a new one."""
+    with _idle_lock:
+        if _idle:
+            return _idle.pop()
+    return duckdb.connect()
+
+
+def release(con: duckdb.DuckDBPyConnection, registered: Iterable[str] = ()) -> None:
+    """Hand back a connection from :func:`connect` that only read: its registered objects are
+    dropped and it is kept for the next :func:`connect` (closed when one is already waiting)."""
+    try:
+        for name in registered:
+            con.unregister(name)
+    except duckdb.Error:
+        con.close()
+        return
+    with _idle_lock:
+        if len(_idle) < MAX_IDLE:
+            _idle.append(con)
+            return
+    con.close()
 
 
 # -- raw schema ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import duckdb
 from sqlglot import exp
 
 from pql.datasource import (
-    RawColumn, describe_source, read_error, register_data, source_expr, timestamp_problems,
+    RawColumn, connect, describe_source, read_error, register_data, release, source_expr, timestamp_problems,
 )
 from pql.errors import PQLDataError, PQLError, PQLWarning, did_you_mean
 from pql.graph import RESERVED_TABLE_NAMES, ColumnSchema, Dtype, Edge, Graph, Stype, TableSchema
@@ -78,6 +78,7 @@ class _Builder:
         self.sources: dict[str, exp.Expression] = {}
         self.specs: dict[str, TableSpec] = {}
         self.failed: set[str] = set()
+        self.registered: list[str] = []
 
     def guarded(self, name: str, step: Any, *args: Any) -> None:
         """Run one table's step; a read failure (e.g. a bad CSV row met while sampling) becomes E702."""
@@ -104,6 +105,7 @@ class _Builder:
         try:
             if spec.data is not None:
                 register_data(self.con, registered, table)
+                self.registered.append(registered)
             source = source_expr(table, registered)
             raws = describe_source(self.con, table, source)
         except PQLDataError as e:
@@ -228,7 +230,23 @@ def build_graph(specs: Iterable[TableSpec], edges: Iterable[Edge], *, infer_edge
 
     ``failed_tables`` names tables the caller already reported as broken: edges touching them are
     not reported again."""
-    b = _Builder(con if con is not None else duckdb.connect())
+    if con is not None:
+        return _build(_Builder(con), specs, edges, infer_edges=infer_edges, path=path, failed_tables=failed_tables)
+    b = _Builder(connect())
+    try:
+        graph = _build(b, specs, edges, infer_edges=infer_edges, path=path, failed_tables=failed_tables)
+    except Exception:
+        release(b.con, b.registered)
+        raise
+    except BaseException:  # interrupted mid-query: not worth reusing
+        b.con.close()
+        raise
+    release(b.con, b.registered)  # it only read, so the next Database may take it over
+    return graph
+
+
+def _build(b: _Builder, specs: Iterable[TableSpec], edges: Iterable[Edge], *, infer_edges: bool,
+           path: Path | None, failed_tables: Iterable[str]) -> Graph:
     b.failed.update(failed_tables)
     b.specs.update({name: TableSpec(name) for name in failed_tables})
     for i, spec in enumerate(specs):

@@ -374,3 +374,32 @@ def test_a_failing_bitmap_falls_back_to_count_distinct(monkeypatch):
     monkeypatch.setattr(data_mod, "run", run)
     assert check_errors(db) == _expected_key_errors([1, 2, 2, 3])
     assert any("BITSTRING_AGG" in q for q in seen) and any("COUNT(DISTINCT" in q for q in seen)
+
+
+def test_a_database_takes_over_the_connection_a_graph_build_left(monkeypatch):
+    import pql.datasource as source_mod
+
+    opened = []
+    real = duckdb.connect
+    monkeypatch.setattr(source_mod, "_idle", [])
+    monkeypatch.setattr(source_mod.duckdb, "connect", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
+    g = Graph.from_tables({"a": pa.table({"a_id": [1, 2]})}, primary_keys={"a": "a_id"})
+    assert len(opened) == 1 and source_mod._idle == opened
+    with pytest.raises(duckdb.Error):  # what the build registered is gone
+        opened[0].execute("SELECT * FROM __pql_load_0")
+    db = Database(g)
+    assert db.con is opened[0] and source_mod._idle == [] and db.check() == []
+    db2 = Database(g)  # nothing idle: a new one
+    assert len(opened) == 2 and db2.con is opened[1]
+    db.close()
+    Graph.from_tables({"a": pa.table({"a_id": [1]})}, primary_keys={"a": "a_id"})
+    Graph.from_tables({"b": pa.table({"b_id": [1]})}, primary_keys={"b": "b_id"})
+    assert len(opened) == 3 and source_mod._idle == [opened[2]]  # the second build reused the first's
+    with pytest.raises(PQLDataError):  # a failed build hands its connection back too
+        Graph.from_tables({"a": pa.table({"x": [1]})}, primary_keys={"a": "a_id"})
+    assert len(opened) == 3 and source_mod._idle == [opened[2]]
+    extra = real()
+    source_mod.release(extra)  # at most one waits: another is closed
+    assert source_mod._idle == [opened[2]]
+    with pytest.raises(duckdb.ConnectionException):
+        extra.execute("SELECT 1")
