@@ -16,7 +16,7 @@ key and the example's anchor (§7.5: never the outer row's time).
 from __future__ import annotations
 
 import abc
-
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
@@ -34,6 +34,17 @@ from .timeunits import interval_add
 __all__ = ["Planner", "EntityScope", "RowScope", "ROW_NUMBER"]
 
 ROW_NUMBER = "__pql_row"  # source row order, for FIRST/LAST over a table without primary key
+_SAME = object()  # a window bound equal to the enclosing join's, so not repeated
+
+
+def _filtered(expr: exp.Expression, cond: exp.Expression) -> exp.Expression:
+    """``expr`` with ``FILTER (WHERE cond)`` on each aggregate call inside it."""
+    def wrap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.AggFunc):
+            return exp.Filter(this=node.copy(), expression=exp.Where(this=cond.copy()))
+        return node
+
+    return expr.transform(wrap, copy=True)
 
 
 def _edge(graph: Graph, src: str, dst: str) -> Edge:
@@ -87,9 +98,15 @@ class _BaseScope(abc.ABC):
                                         true=exp.cast(exp.Null(), "TIMESTAMP"))], default=expr)
         return expr
 
+    # Whether this scope's aggregations may share one CTE per window group (see Planner.shared_cte).
+    shares_ctes = False
+
     def aggregate(self, node: ast.Aggregation, *, dst_valid: bool = False) -> Operand:
         edge = _edge(self.graph, node.table, self.table)
-        name, windowed = self.planner.aggregation_cte(node, edge, dst_valid=dst_valid)
+        if self.shares_ctes:
+            name, windowed, v_name, n_name = self.planner.shared_cte(node, edge, dst_valid=dst_valid)
+        else:
+            (name, windowed), v_name, n_name = self.planner.aggregation_cte(node, edge, dst_valid=dst_valid), VALUE, COUNT
         if name not in self._aggs:
             alias = f"g{len(self._aggs) + 1}"
             self._aggs[name] = alias
@@ -99,7 +116,7 @@ class _BaseScope(abc.ABC):
             self.joins.append(left_join(table_ref(name, alias), and_all(on)))
         alias = self._aggs[name]
         spec = AGGREGATIONS[node.func]
-        v, n = col(VALUE, alias), col(COUNT, alias)
+        v, n = col(v_name, alias), col(n_name, alias)
         value = exp.Coalesce(this=v, expressions=[spec.empty()]) if spec.empty else v
         dtype = self.planner.column_dtype(node.column)
         return Operand(value, spec.result_dtype(dtype),
@@ -124,6 +141,8 @@ class RowScope(_BaseScope):
 class EntityScope(_BaseScope):
     """The example (``p.ENTITY``, ``p.ANCHOR_TIMESTAMP``) of the final query, with its entity row ``e``."""
 
+    shares_ctes = True
+
     def __init__(self, planner: "Planner") -> None:
         super().__init__(planner, planner.vq.entity_table, col(ANCHOR, "p"), col(ANCHOR_INDEX, "p"))
         self._entity_joined = False
@@ -139,14 +158,66 @@ class EntityScope(_BaseScope):
         return col(ENTITY, "p")
 
 
+@dataclass
+class _SharedGroup:
+    """Aggregations of the final query over the same rows (table, key, inline filter, link validity,
+    unit) but other windows or functions: one CTE joins the anchors on the union of the windows and
+    gives each member its own columns, its rows picked by ``FILTER (WHERE ...)``. Like a hand-written
+    query, past features and future labels then cost one scan, one range join and one aggregate."""
+
+    name: str
+    edge: Edge
+    dst_valid: bool
+    members: list[ast.Aggregation] = field(default_factory=list)
+
+    def columns(self, j: int) -> tuple[str, str]:
+        return _member_columns(j)
+
+
+def _member_columns(j: int) -> tuple[str, str]:
+    """The value and count columns of the j-th aggregation of a CTE."""
+    return (VALUE, COUNT) if j == 0 else (f"{VALUE}{j}", f"{COUNT}{j}")
+
+
 class Planner:
     """Builds the aggregation CTEs (deduplicated structurally) for one validated query."""
 
     def __init__(self, vq: ValidatedQuery) -> None:
         self.vq = vq
         self.graph = vq.graph
-        self.ctes: list[tuple[str, exp.Select]] = []
+        self._ctes: list[tuple[str, exp.Select]] = []
         self._names: dict[Any, tuple[str, bool]] = {}
+        self._groups: dict[Any, _SharedGroup] = {}
+        self._finished = False
+        self._count = 0
+
+    def _new_name(self, prefix: str) -> str:
+        self._count += 1
+        return f"{prefix}_{self._count}"
+
+    @property
+    def ctes(self) -> list[tuple[str, exp.Select]]:
+        """Every CTE, in dependency order (building the shared groups on first access)."""
+        if not self._finished:
+            self._finished = True
+            for group in self._groups.values():
+                self._ctes.append((group.name, self._build(group.members, group.edge, group.dst_valid)))
+        return self._ctes
+
+    def shared_cte(self, node: ast.Aggregation, edge: Edge, *, dst_valid: bool = False) -> tuple[str, bool, str, str]:
+        """The CTE for ``node`` shared with the other aggregations of its group (see _SharedGroup):
+        its name, whether it is keyed by anchor, and the value and count columns of ``node``."""
+        if self._finished:  # the final query's aggregations are all requested before the CTEs are read
+            raise AssertionError("shared CTE requested after the plan was built")
+        window = node.window
+        key = (node.table, edge, node.filter, dst_valid, window.unit if window is not None else None)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _SharedGroup(self._new_name("agg"), edge, dst_valid)
+        if node not in group.members:
+            group.members.append(node)
+        v, n = group.columns(group.members.index(node))
+        return group.name, window is not None, v, n
 
     def column_dtype(self, node: ast.Column | ast.Wildcard):
         if isinstance(node, ast.Wildcard):
@@ -158,16 +229,16 @@ class Planner:
         """The CTE name for ``node`` keyed by ``edge.fkey``; and whether it is keyed by anchor too."""
         key = (node, edge, dst_valid)
         if key not in self._names:
-            select = self._build(node, edge, dst_valid)
-            name = f"agg_{len(self.ctes) + 1}"
-            self.ctes.append((name, select))
+            select = self._build([node], edge, dst_valid)
+            name = self._new_name("agg")
+            self._ctes.append((name, select))
             self._names[key] = (name, node.window is not None)
         return self._names[key]
 
-    def _source(self, node: ast.Aggregation) -> exp.Expression:
+    def _source(self, node: ast.Aggregation, nodes: list[ast.Aggregation]) -> exp.Expression:
         """The aggregated table as ``r``; numbered rows when FIRST/LAST needs source order."""
         table = self.graph.table(node.table)
-        if node.func in (ast.AggFunc.FIRST, ast.AggFunc.LAST) and table.primary_key is None:
+        if any(n.func in (ast.AggFunc.FIRST, ast.AggFunc.LAST) for n in nodes) and table.primary_key is None:
             numbered = exp.select(exp.Star(), exp.alias_(exp.Window(this=exp.RowNumber()), ROW_NUMBER, quoted=True)
                                   ).from_(table_ref(node.table))
             return exp.Subquery(this=numbered, alias=exp.TableAlias(this=exp.to_identifier("r")))
@@ -179,47 +250,74 @@ class Planner:
         keys.append(col(table.primary_key or ROW_NUMBER, "r"))
         return keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
 
-    def _build(self, node: ast.Aggregation, edge: Edge, dst_valid: bool) -> exp.Select:
+    def _build(self, nodes: list[ast.Aggregation], edge: Edge, dst_valid: bool) -> exp.Select:
+        """One CTE over the rows of ``nodes`` (same table, filter and unit): (key[, anchor index]) and
+        a value and count column per node. A single node restricts its rows in WHERE; several share
+        the union of their windows and each aggregate keeps its own rows with FILTER."""
+        node = nodes[0]
         table = self.graph.table(node.table)
         windowed = node.window is not None
         anchor = col(ANCHOR_INDEX, "a") if windowed else None
         scope = RowScope(self, node.table, col(ANCHOR, "a") if windowed else None, anchor)
         fk = col(edge.fkey, "r")
+        time_col = col(table.time_column, "r") if windowed else None
         where: list[exp.Expression] = [exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))]
         joins: list[exp.Join] = []
-        if node.window is not None:
-            joins.append(inner_join(table_ref("anchors", "a"), self._window(node.window, col(table.time_column, "r"))))
-        value_col = None
-        if isinstance(node.column, ast.Column):
-            value_col = col(node.column.name, "r")
-            where.append(exp.Not(this=exp.Is(this=value_col.copy(), expression=exp.Null())))
+        if windowed:
+            starts = [n.window.start for n in nodes]
+            start = None if None in starts else min(starts)
+            end = max(n.window.end for n in nodes)
+            joins.append(inner_join(table_ref("anchors", "a"), self._window(start, end, node.window.unit, time_col)))
         if node.filter is not None:
             cond = compile_condition(node.filter, scope)
             where.extend(cond.defined)
             where.append(cond.expr)
         if dst_valid:
             where.append(self._destination_valid(node))
-        dtype = self.column_dtype(node.column)
-        agg_input = AggInput(value_col, self._order(node), bool(dtype and dtype.is_list), dtype)
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
         projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
         if anchor is not None:
             projections.append(exp.alias_(anchor.copy(), ANCHOR_INDEX, quoted=True))
-        projections += [exp.alias_(AGGREGATIONS[node.func].build(agg_input), VALUE, quoted=True),
-                        exp.alias_(exp.Count(this=exp.Star()), COUNT, quoted=True)]
-        select = exp.select(*projections).from_(self._source(node))
+        for j, member in enumerate(nodes):
+            own: list[exp.Expression] = []
+            if len(nodes) > 1 and windowed:  # the union's join already applies the bounds it shares
+                w = member.window
+                own += self._window_parts(w.start if w.start != start else _SAME, w.end if w.end != end else _SAME,
+                                          w.unit, time_col)
+            value_col = None
+            if isinstance(member.column, ast.Column):
+                value_col = col(member.column.name, "r")
+                own.append(exp.Not(this=exp.Is(this=value_col.copy(), expression=exp.Null())))
+            dtype = self.column_dtype(member.column)
+            value = AGGREGATIONS[member.func].build(
+                AggInput(value_col, self._order(member), bool(dtype and dtype.is_list), dtype))
+            count: exp.Expression = exp.Count(this=exp.Star())
+            if len(nodes) == 1:
+                where.extend(own)
+            elif own:
+                value, count = _filtered(value, and_all(own)), _filtered(count, and_all(own))
+            v_name, n_name = _member_columns(j)
+            projections += [exp.alias_(value, v_name, quoted=True), exp.alias_(count, n_name, quoted=True)]
+        select = exp.select(*projections).from_(self._source(node, nodes))
         for j in joins + scope.joins:
             select = select.join(j)
         return select.where(and_all(where)).group_by(*group)
 
-    def _window(self, window: ast.Window, time_col: exp.Expression) -> exp.Expression:
+    def _window(self, start: int | None, end: int, unit: ast.TimeUnit, time_col: exp.Expression) -> exp.Expression:
         """§7.1: a + s*u < time <= a + e*u (no lower bound for -INF)."""
+        return and_all(self._window_parts(start, end, unit, time_col))
+
+    @staticmethod
+    def _window_parts(start: int | None | object, end: int | object, unit: ast.TimeUnit,
+                      time_col: exp.Expression) -> list[exp.Expression]:
+        """The bounds of a window; a bound given as ``_SAME`` is left out."""
         anchor = col(ANCHOR, "a")
         parts = []
-        if window.start is not None:
-            parts.append(exp.GT(this=time_col.copy(), expression=interval_add(anchor.copy(), window.start, window.unit)))
-        parts.append(exp.LTE(this=time_col.copy(), expression=interval_add(anchor.copy(), window.end, window.unit)))
-        return and_all(parts)
+        if start is not None and start is not _SAME:
+            parts.append(exp.GT(this=time_col.copy(), expression=interval_add(anchor.copy(), start, unit)))
+        if end is not _SAME:
+            parts.append(exp.LTE(this=time_col.copy(), expression=interval_add(anchor.copy(), end, unit)))
+        return parts
 
     def _destination_valid(self, node: ast.Aggregation) -> exp.Expression:
         """§7.5: a link target counts only if its destination row exists at the anchor.
@@ -229,7 +327,9 @@ class Planner:
         cannot reorder it into a join of every destination-anchor pair with the child table."""
         assert isinstance(node.column, ast.Column)
         dst = self.graph.table(self.graph.foreign_key(node.table, node.column.name).dst_table)
-        windowed = node.window is not None
+        # A destination table without time columns is valid at every anchor: the semi-join needs
+        # only its keys, not keys x anchors.
+        windowed = node.window is not None and (dst.time_column or dst.end_time_column) is not None
         name = self._valid_destinations(dst.name, windowed)
         on = [exp.EQ(this=col(KEY, "d"), expression=col(node.column.name, "r"))]
         if windowed:
@@ -249,7 +349,7 @@ class Planner:
                 select = select.select(exp.alias_(col(ANCHOR_INDEX, "a"), ANCHOR_INDEX, quoted=True))
                 select = select.join(inner_join(table_ref("anchors", "a"), alive) if alive is not None
                                      else exp.Join(this=table_ref("anchors", "a"), kind="CROSS"))
-            name = f"valid_{len(self.ctes) + 1}"
-            self.ctes.append((name, select.where(and_all(where))))
+            name = self._new_name("valid")
+            self._ctes.append((name, select.where(and_all(where))))
             self._names[key] = (name, windowed)
         return self._names[key][0]
