@@ -245,3 +245,21 @@ def test_pinned_static_condition_target_null_operand_is_unlabelled():
     pinned("PREDICT users.age > 40 OR users.country = 'US' FOR EACH users.user_id", data, [p], [(3, p, False)])
     pinned("PREDICT users.age IS NULL FOR EACH users.user_id", data, [p],
            [(1, p, True), (2, p, False), (3, p, False), (4, p, True)])
+
+
+def test_pinned_aggregations_sharing_one_cte_keep_their_own_windows_and_nulls():
+    """The final query's aggregations of one table share a CTE over the union of their windows
+    (with a gap here, and -INF); each must still see exactly its own rows, edges and NULLs."""
+    day = dt.timedelta(days=1)
+    txs = [tx(1, 1, A0 - 10 * day, price=2.0),  # on the lower edge of (-10, -5]: out of it
+           tx(2, 1, A0 - 7 * day, price=4.0),
+           tx(3, 1, A0, price=None),  # on the anchor: past, but no price
+           tx(4, 1, A0 + 30 * day, price=5.0),  # on the upper edge of (0, 30]: in it
+           tx(5, 1, A0 + 31 * day, price=7.0),
+           tx(6, 2, A0 - day, price=1.0)]
+    data = rows([user(1), user(2)], txs)
+    where = ("WHERE COUNT(transactions.*, -INF, 0) >= 2 AND AVG(transactions.price, -10, -5) = 4 "
+             "AND LAST(transactions.price, -INF, 0) = 4")
+    pinned(f"PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id {where}", data, [A0], [(1, A0, 5.0)])
+    pinned("PREDICT COUNT(transactions.price, 0, 30) FOR EACH users.user_id "
+           "WHERE COUNT(transactions.price, -INF, 0) >= 1", data, [A0], [(1, A0, 1), (2, A0, 0)])
