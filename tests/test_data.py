@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pql.data import Database
+from pql.data import Database, clear_check_cache
 from pql.errors import PQLDataError
 from pql.graph import Dtype, Edge, Graph
 from tests.datagen_ref import write_reference_dataset
@@ -332,6 +332,9 @@ def test_unchanged_files_are_checked_once_per_process(tmp_path, monkeypatch):
     assert check_errors(Database(g2)) == [("E705", "table 'users': primary key 'user_id' has 1 duplicate values, "
                                                    "e.g. 3")]  # errors are remembered too
     assert len(seen) == m
+    clear_check_cache()
+    check_errors(Database(g2))
+    assert len(seen) > m
 
 
 def test_recently_written_files_and_dataframes_are_always_rechecked(tmp_path, monkeypatch):
