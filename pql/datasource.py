@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -57,17 +58,21 @@ def run(con: duckdb.DuckDBPyConnection, expression: exp.Expression) -> list[tupl
 # -- connections ----------------------------------------------------------------------------------
 # Opening an in-memory DuckDB database costs about 20 ms. A graph build only reads (DESCRIBE and
 # SELECT) through its connection, so when it is done the connection is as good as new and the next
-# Database of the process takes it instead of opening another.
+# Database of the process takes it instead of opening another. Entries carry the process id: a
+# forked child never uses (nor closes) a DuckDB instance its parent created.
 MAX_IDLE = 1
-_idle: list[duckdb.DuckDBPyConnection] = []
+_idle: list[tuple[int, duckdb.DuckDBPyConnection]] = []
 _idle_lock = threading.Lock()
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory connection: one a graph build left idle, else a new one."""
+    """A fresh in-memory connection: one a graph build of this process left idle, else a new one."""
+    pid = os.getpid()
     with _idle_lock:
-        if _idle:
-            return _idle.pop()
+        for i, (owner, con) in enumerate(_idle):
+            if owner == pid:
+                del _idle[i]
+                return con
     return duckdb.connect()
 
 
@@ -80,9 +85,10 @@ def release(con: duckdb.DuckDBPyConnection, registered: Iterable[str] = ()) -> N
     except duckdb.Error:
         con.close()
         return
+    pid = os.getpid()
     with _idle_lock:
-        if len(_idle) < MAX_IDLE:
-            _idle.append(con)
+        if sum(owner == pid for owner, _ in _idle) < MAX_IDLE:
+            _idle.append((pid, con))
             return
     con.close()
 

@@ -387,22 +387,25 @@ def test_a_database_takes_over_the_connection_a_graph_build_left(monkeypatch):
     monkeypatch.setattr(source_mod, "_idle", [])
     monkeypatch.setattr(source_mod.duckdb, "connect", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
     g = Graph.from_tables({"a": pa.table({"a_id": [1, 2]})}, primary_keys={"a": "a_id"})
-    assert len(opened) == 1 and source_mod._idle == opened
+    idle = lambda: [con for _, con in source_mod._idle]  # noqa: E731
+    assert len(opened) == 1 and idle() == opened
     with pytest.raises(duckdb.Error):  # what the build registered is gone
         opened[0].execute("SELECT * FROM __pql_load_0")
     db = Database(g)
-    assert db.con is opened[0] and source_mod._idle == [] and db.check() == []
+    assert db.con is opened[0] and idle() == [] and db.check() == []
     db2 = Database(g)  # nothing idle: a new one
     assert len(opened) == 2 and db2.con is opened[1]
     db.close()
     Graph.from_tables({"a": pa.table({"a_id": [1]})}, primary_keys={"a": "a_id"})
     Graph.from_tables({"b": pa.table({"b_id": [1]})}, primary_keys={"b": "b_id"})
-    assert len(opened) == 3 and source_mod._idle == [opened[2]]  # the second build reused the first's
+    assert len(opened) == 3 and idle() == [opened[2]]  # the second build reused the first's
     with pytest.raises(PQLDataError):  # a failed build hands its connection back too
         Graph.from_tables({"a": pa.table({"x": [1]})}, primary_keys={"a": "a_id"})
-    assert len(opened) == 3 and source_mod._idle == [opened[2]]
+    assert len(opened) == 3 and idle() == [opened[2]]
     extra = real()
     source_mod.release(extra)  # at most one waits: another is closed
-    assert source_mod._idle == [opened[2]]
+    assert idle() == [opened[2]]
     with pytest.raises(duckdb.ConnectionException):
         extra.execute("SELECT 1")
+    monkeypatch.setattr(source_mod.os, "getpid", lambda: -1)  # as in a forked child
+    assert source_mod.connect() is opened[3] and idle() == [opened[2]]  # the parent's stays untouched
