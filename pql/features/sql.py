@@ -22,7 +22,7 @@ from sqlglot import exp
 from pql.errors import PQLInternalError
 from pql.graph import TableSchema
 
-__all__ = ["tpl", "render", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
+__all__ = ["tpl", "from_template", "render", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
            "visible", "days_between", "FAR_FUTURE", "FAR_PAST", "ts_literal"]
 
 FAR_FUTURE = "9999-12-31 00:00:00"  # the visibility bound of a NULL (static) anchor: everything visible
@@ -50,7 +50,19 @@ def tpl(sql: str, **subs: Any) -> exp.Expression:
     column, table or alias name); an ``exp.Expression`` value replaces an unqualified column
     ``__name`` as a whole.
     """
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    return _substitute(sqlglot.parse_one(sql, read="duckdb"), subs)
+
+
+def from_template(text: str, **subs: Any) -> tuple[exp.Expression, list[exp.Join]]:
+    """A FROM clause written as template text (``__tbl AS q JOIN __other AS r ON ...``, placeholders
+    as in :func:`tpl`) as its first source and its joins, for callers not yet building expressions."""
+    source = _substitute(exp.Select().from_(text, dialect="duckdb", copy=False).args["from_"], subs).this
+    joins = source.args.get("joins") or []
+    source.set("joins", None)
+    return source, joins
+
+
+def _substitute(tree: exp.Expression, subs: dict[str, Any]) -> exp.Expression:
     names = {f"__{k}": v for k, v in subs.items() if isinstance(v, str)}
     exprs = {f"__{k}": v for k, v in subs.items() if isinstance(v, exp.Expression)}
 
@@ -135,7 +147,7 @@ def temp_table(con: duckdb.DuckDBPyConnection, select: exp.Expression, kind: str
     try:
         yield name
     finally:
-        con.execute(render(tpl("DROP TABLE IF EXISTS __name", name=name)))
+        con.execute(render(exp.Drop(kind="TABLE", exists=True, tables=[exp.Table(this=ident(name))])))
 
 
 def visible(table: TableSchema, alias: str, bound: exp.Expression) -> exp.Expression | None:
@@ -147,5 +159,7 @@ def visible(table: TableSchema, alias: str, bound: exp.Expression) -> exp.Expres
 
 
 def days_between(later: exp.Expression, earlier: exp.Expression) -> exp.Expression:
-    """(later - earlier) in days, as a DOUBLE."""
-    return tpl("(EPOCH(__b) - EPOCH(__a)) / 86400.0", a=earlier, b=later)
+    """(later - earlier) in days, as a DOUBLE: ``(EPOCH(later) - EPOCH(earlier)) / 86400.0``. The
+    arguments become part of the result (not copied): pass trees built for this statement."""
+    span = exp.Sub(this=exp.TimeToUnix(this=later), expression=exp.TimeToUnix(this=earlier))
+    return exp.Div(this=exp.Paren(this=span), expression=exp.Literal.number("86400.0"), typed=False, safe=False)
