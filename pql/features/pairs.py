@@ -17,6 +17,7 @@ feature; popularity leaves the entity's own events out.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
+from pql.compiler.sqlbuild import and_all, inner_join, left_join, table_ref
 from pql.errors import PQLInternalError
 from pql.tasks import FeatureSet
 from pql.validated import ValidatedQuery
@@ -35,97 +37,193 @@ from .columns import exclusions, roles
 from .entity import ANCHOR, ENTITY
 from .events import EventSource, event_source
 from .rows import row_block
-from .sql import FAR_FUTURE, fetch, registered, render, temp_table, tpl
+from .sql import FAR_FUTURE, days_between, fetch, qcol, registered, render, temp_table, ts_literal
+from .windows import _as, _count, _eq, _not_null, _num, _query
 
 __all__ = ["pair_features", "PAIR_FEATURES", "MAX_AFFINITY", "HALF_LIFE_DAYS"]
 
 HALF_LIFE_DAYS = 30
 MAX_AFFINITY = 5  # categorical destination columns with an affinity feature
 NAN = float("nan")
-_AGE = "((EPOCH(q.av) - EPOCH(h.t)) / 86400.0)"
-_DECAY = f"h.m * POW(0.5, {_AGE} / {HALF_LIFE_DAYS})"
+WINDOW_STARTS = (7, 30, 60, 90)  # days before the anchor: a7, a30, a60, a90 (60: the previous 30 days)
 
-# name -> (SQL over the final join's aliases, value when the SQL is NULL). ``ph`` pair history,
+Build = Callable[[], exp.Expression]  # builds a fresh expression tree for each statement
+
+
+def _f(e: exp.Expression) -> exp.Expression:
+    return exp.cast(e, "FLOAT", copy=False)
+
+
+def _days_before(bound: exp.Expression, days: int) -> exp.Expression:
+    """``bound - INTERVAL days DAY``."""
+    return exp.Sub(this=bound, expression=exp.Interval(this=exp.Literal.string(str(days)), unit=exp.var("DAY")))
+
+
+def _div(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return exp.Div(this=a, expression=b, typed=False, safe=False)
+
+
+def _nullif0(e: exp.Expression) -> exp.Expression:
+    return exp.Nullif(this=e, expression=_num(0))
+
+
+def _col(table: str, name: str) -> Build:
+    return lambda: qcol(name, table)
+
+
+def _ratio(a: Build, b: Build) -> Build:
+    return lambda: _div(a(), _nullif0(b()))
+
+
+def _or0(a: Build) -> Build:
+    return lambda: exp.Coalesce(this=a(), expressions=[_num(0)])
+
+
+# name -> (expression over the final join's aliases, value when it is NULL). ``ph`` pair history,
 # ``pop`` popularity, ``ent`` entity totals, all precomputed as FLOAT. The names are part of the
 # contract with the rankers.
-PAIR_FEATURES: dict[str, tuple[str, float]] = {
-    "pair_count": ("ph.n", 0.0),
-    "pair_decay_count": ("ph.dec", 0.0),
-    "pair_days_since_last": ("ph.dsl", NAN),
-    "pair_days_since_first": ("ph.dsf", NAN),
-    "pair_mean_gap": ("ph.gap", NAN),
-    "pair_recency_ratio": ("ph.dsl / NULLIF(ph.gap, 0)", NAN),
-    "pair_times": ("ph.nt", 0.0),
-    "pair_count_7d": ("ph.n7", 0.0),
-    "pair_count_30d": ("ph.n30", 0.0),
-    "pair_count_90d": ("ph.n90", 0.0),
-    "pair_share": ("COALESCE(ph.n, 0) / NULLIF(ent.n, 0)", NAN),
-    "class_pop_7d": ("pop.p7", 0.0),
-    "class_pop_30d": ("pop.p30", 0.0),
-    "class_pop_90d": ("pop.p90", 0.0),
-    "class_pop_prev_30d": ("pop.pp30", 0.0),
-    "class_trend_30d": ("pop.trend", 1.0),
-    "class_pop_decay": ("pop.dec", 0.0),
-    "class_pop_all": ("pop.pall", 0.0),
-    "class_entities_all": ("pop.users", 0.0),
-    "entity_events": ("ent.n", 0.0),
-    "entity_classes": ("ent.nc", 0.0),
-    "entity_days_since_last": ("ent.dsl", NAN),
-    "entity_events_30d": ("ent.n30", 0.0),
+PAIR_FEATURES: dict[str, tuple[Build, float]] = {
+    "pair_count": (_col("ph", "n"), 0.0),
+    "pair_decay_count": (_col("ph", "dec"), 0.0),
+    "pair_days_since_last": (_col("ph", "dsl"), NAN),
+    "pair_days_since_first": (_col("ph", "dsf"), NAN),
+    "pair_mean_gap": (_col("ph", "gap"), NAN),
+    "pair_recency_ratio": (_ratio(_col("ph", "dsl"), _col("ph", "gap")), NAN),
+    "pair_times": (_col("ph", "nt"), 0.0),
+    "pair_count_7d": (_col("ph", "n7"), 0.0),
+    "pair_count_30d": (_col("ph", "n30"), 0.0),
+    "pair_count_90d": (_col("ph", "n90"), 0.0),
+    "pair_share": (_ratio(_or0(_col("ph", "n")), _col("ent", "n")), NAN),
+    "class_pop_7d": (_col("pop", "p7"), 0.0),
+    "class_pop_30d": (_col("pop", "p30"), 0.0),
+    "class_pop_90d": (_col("pop", "p90"), 0.0),
+    "class_pop_prev_30d": (_col("pop", "pp30"), 0.0),
+    "class_trend_30d": (_col("pop", "trend"), 1.0),
+    "class_pop_decay": (_col("pop", "dec"), 0.0),
+    "class_pop_all": (_col("pop", "pall"), 0.0),
+    "class_entities_all": (_col("pop", "users"), 0.0),
+    "entity_events": (_col("ent", "n"), 0.0),
+    "entity_classes": (_col("ent", "nc"), 0.0),
+    "entity_days_since_last": (_col("ent", "dsl"), NAN),
+    "entity_events_30d": (_col("ent", "n30"), 0.0),
 }
 
 
-def _float(value: float) -> str:
-    return "CAST('NaN' AS FLOAT)" if value != value else f"CAST({value!r} AS FLOAT)"
+def _float(value: float) -> exp.Expression:
+    """``value`` as a FLOAT constant (NaN included)."""
+    return _f(exp.Literal.string("NaN") if value != value else exp.Literal.number(repr(value)))
 
 
-def _window_starts(bound: str) -> str:
-    return ", ".join(f"{bound} - INTERVAL {d} DAY AS a{d}" for d in (7, 30, 60, 90))
+def _decay() -> exp.Expression:
+    """``h.m * POW(0.5, age / HALF_LIFE_DAYS)``, age = days from the event ``h.t`` to the bound ``q.av``."""
+    age = exp.Paren(this=days_between(qcol("av", "q"), qcol("t", "h")))
+    return exp.Mul(this=qcol("m", "h"), expression=exp.Pow(this=exp.Literal.number("0.5"),
+                                                           expression=_div(age, _num(HALF_LIFE_DAYS))))
 
 
-def _steps(src: EventSource) -> list[tuple[str, str]]:
-    """Temp tables over ``__fg`` (gid, e, a, av), ``__an`` (a, av) and ``__ev`` (k, c, t, m)."""
-    visible = "AND h.t <= q.av" if src.time else ""
-    ph = ("SELECT gid, c, CAST(n AS FLOAT) AS n, CAST(dec AS FLOAT) AS dec, CAST(nt AS FLOAT) AS nt, "
-          "CAST(n7 AS FLOAT) AS n7, CAST(n30 AS FLOAT) AS n30, CAST(n90 AS FLOAT) AS n90, tl, "
-          "CAST((EPOCH(av) - EPOCH(tl)) / 86400.0 AS FLOAT) AS dsl, CAST((EPOCH(av) - EPOCH(tf)) / 86400.0 AS FLOAT) "
-          "AS dsf, CAST((EPOCH(tl) - EPOCH(tf)) / 86400.0 / NULLIF(nt - 1, 0) AS FLOAT) AS gap FROM ("
-          "SELECT q.gid, h.c, ANY_VALUE(q.av) AS av, SUM(h.m) AS n, SUM(" + _DECAY + ") AS dec, MAX(h.t) AS tl, "
-          "MIN(h.t) AS tf, COUNT(*) AS nt, SUM(CASE WHEN h.t > q.a7 THEN h.m ELSE 0 END) AS n7, "
-          "SUM(CASE WHEN h.t > q.a30 THEN h.m ELSE 0 END) AS n30, "
-          "SUM(CASE WHEN h.t > q.a90 THEN h.m ELSE 0 END) AS n90 "
-          f"FROM (SELECT *, {_window_starts('av')} FROM __fg) AS q JOIN __ev AS h ON h.k = q.e {visible} "
-          "GROUP BY q.gid, h.c)")
-    bucket = "CASE WHEN h.t > q.a7 THEN 0 WHEN h.t > q.a30 THEN 1 WHEN h.t > q.a60 THEN 2 " \
-             "WHEN h.t > q.a90 THEN 3 ELSE 4 END" if src.time else "4"
-    pop_b = (f"SELECT q.av, h.c, {bucket} AS b, SUM(h.m) AS n, SUM({_DECAY}) AS dec "
-             f"FROM (SELECT *, {_window_starts('av')} FROM __an) AS q JOIN __ev AS h ON TRUE {visible} "
-             "GROUP BY q.av, h.c, b")
-    first = "f.tf <= q.av" if src.time else "TRUE"
-    users = ("SELECT q.av, f.c, COUNT(*) AS users FROM __an AS q JOIN (SELECT k, c, MIN(t) AS tf FROM __ev "
-             f"GROUP BY k, c) AS f ON {first} GROUP BY q.av, f.c")
-    pop = ("SELECT av, c, CAST(p7 AS FLOAT) AS p7, CAST(p30 AS FLOAT) AS p30, CAST(pp30 AS FLOAT) AS pp30, "
-           "CAST(p90 AS FLOAT) AS p90, CAST(pall AS FLOAT) AS pall, CAST(dec AS FLOAT) AS dec, "
-           "CAST(users AS FLOAT) AS users, CAST((p30 + 1.0) / (pp30 + 1.0) AS FLOAT) AS trend FROM ("
-           "SELECT p.av, p.c, SUM(CASE WHEN p.b <= 0 THEN p.n ELSE 0 END) AS p7, "
-           "SUM(CASE WHEN p.b <= 1 THEN p.n ELSE 0 END) AS p30, SUM(CASE WHEN p.b = 2 THEN p.n ELSE 0 END) AS pp30, "
-           "SUM(CASE WHEN p.b <= 3 THEN p.n ELSE 0 END) AS p90, SUM(p.n) AS pall, SUM(p.dec) AS dec, "
-           "ANY_VALUE(u.users) AS users FROM __popb AS p LEFT JOIN __users AS u ON u.av = p.av AND u.c = p.c "
-           "GROUP BY p.av, p.c)")
-    ent = ("SELECT p.gid, CAST(SUM(p.n) AS FLOAT) AS n, CAST(COUNT(*) AS FLOAT) AS nc, CAST(SUM(p.n30) AS FLOAT) "
-           "AS n30, CAST((EPOCH(ANY_VALUE(q.av)) - EPOCH(MAX(p.tl))) / 86400.0 AS FLOAT) AS dsl "
-           "FROM __ph AS p JOIN __fg AS q ON q.gid = p.gid GROUP BY p.gid")
-    return [("ph", ph), ("popb", pop_b), ("users", users), ("pop", pop), ("etot", ent)]
+def _with_window_starts(table: str) -> exp.Subquery:
+    """``(SELECT *, av - INTERVAL 7 DAY AS a7, ... FROM table) AS q``."""
+    starts = [_as(_days_before(qcol("av"), d), f"a{d}") for d in WINDOW_STARTS]
+    return _query([exp.Star(), *starts], table_ref(table)).subquery("q", copy=False)
+
+
+def _floats(*names: str) -> list[exp.Expression]:
+    """``CAST(name AS FLOAT) AS name`` for each name."""
+    return [_as(_f(qcol(n)), n) for n in names]
+
+
+def _if_then_m(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
+    """``SUM(CASE WHEN cond THEN value ELSE 0 END)``."""
+    return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=_num(0)))
+
+
+def _steps(src: EventSource) -> list[tuple[str, Callable[[dict], exp.Expression]]]:
+    """Temp tables over ``fg`` (gid, e, a, av), ``an`` (a, av) and ``ev`` (k, c, t, m); later steps
+    read earlier ones by name (``t``)."""
+    def h(name: str) -> exp.Column:
+        return qcol(name, "h")
+
+    def visible(*on: exp.Expression) -> exp.Expression:
+        return and_all([*on, exp.LTE(this=h("t"), expression=qcol("av", "q")) if src.time else None])
+
+    def ph(t: dict) -> exp.Expression:
+        cols = [qcol("gid", "q"), h("c"), _as(exp.AnyValue(this=qcol("av", "q")), "av"), _as(exp.Sum(this=h("m")), "n"),
+                _as(exp.Sum(this=_decay()), "dec"), _as(exp.Max(this=h("t")), "tl"), _as(exp.Min(this=h("t")), "tf"),
+                _as(_count(), "nt")]
+        cols += [_as(_if_then_m(exp.GT(this=h("t"), expression=qcol(f"a{d}", "q")), h("m")), f"n{d}")
+                 for d in (7, 30, 90)]
+        on = inner_join(table_ref(t["ev"], "h"), visible(_eq(h("k"), qcol("e", "q"))))
+        inner = _query(cols, _with_window_starts(t["fg"]), joins=(on,), group=(qcol("gid", "q"), h("c")))
+        span = exp.Paren(this=exp.Sub(this=exp.TimeToUnix(this=qcol("tl")), expression=exp.TimeToUnix(this=qcol("tf"))))
+        gap = _div(_div(span, exp.Literal.number("86400.0")), _nullif0(exp.Sub(this=qcol("nt"), expression=_num(1))))
+        return _query([qcol("gid"), qcol("c"), *_floats("n", "dec", "nt", "n7", "n30", "n90"), qcol("tl"),
+                       _as(_f(days_between(qcol("av"), qcol("tl"))), "dsl"),
+                       _as(_f(days_between(qcol("av"), qcol("tf"))), "dsf"), _as(_f(gap), "gap")],
+                      inner.subquery(copy=False))
+
+    def popb(t: dict) -> exp.Expression:
+        if src.time:
+            bucket: exp.Expression = exp.Case(ifs=[exp.If(this=exp.GT(this=h("t"), expression=qcol(f"a{d}", "q")),
+                                                          true=_num(i)) for i, d in enumerate(WINDOW_STARTS)],
+                                              default=_num(len(WINDOW_STARTS)))
+        else:
+            bucket = _num(len(WINDOW_STARTS))
+        cols = [qcol("av", "q"), h("c"), _as(bucket, "b"), _as(exp.Sum(this=h("m")), "n"),
+                _as(exp.Sum(this=_decay()), "dec")]
+        on = inner_join(table_ref(t["ev"], "h"), visible(exp.true()))
+        return _query(cols, _with_window_starts(t["an"]), joins=(on,), group=(qcol("av", "q"), h("c"), qcol("b")))
+
+    def users(t: dict) -> exp.Expression:
+        first = _query([qcol("k"), qcol("c"), _as(exp.Min(this=qcol("t")), "tf")], table_ref(t["ev"]),
+                       group=(qcol("k"), qcol("c")))
+        seen = exp.LTE(this=qcol("tf", "f"), expression=qcol("av", "q")) if src.time else exp.true()
+        return _query([qcol("av", "q"), qcol("c", "f"), _as(_count(), "users")], table_ref(t["an"], "q"),
+                      joins=(inner_join(first.subquery("f", copy=False), seen),),
+                      group=(qcol("av", "q"), qcol("c", "f")))
+
+    def pop(t: dict) -> exp.Expression:
+        def p(name: str) -> exp.Column:
+            return qcol(name, "p")
+
+        def within(cond: exp.Expression) -> exp.Expression:
+            return _if_then_m(cond, p("n"))
+
+        cols = [p("av"), p("c"), _as(within(exp.LTE(this=p("b"), expression=_num(0))), "p7"),
+                _as(within(exp.LTE(this=p("b"), expression=_num(1))), "p30"),
+                _as(within(_eq(p("b"), _num(2))), "pp30"), _as(within(exp.LTE(this=p("b"), expression=_num(3))), "p90"),
+                _as(exp.Sum(this=p("n")), "pall"), _as(exp.Sum(this=p("dec")), "dec"),
+                _as(exp.AnyValue(this=qcol("users", "u")), "users")]
+        on = left_join(table_ref(t["users"], "u"),
+                       and_all([_eq(qcol("av", "u"), p("av")), _eq(qcol("c", "u"), p("c"))]))
+        inner = _query(cols, table_ref(t["popb"], "p"), joins=(on,), group=(p("av"), p("c")))
+        trend = _div(exp.Paren(this=exp.Add(this=qcol("p30"), expression=exp.Literal.number("1.0"))),
+                     exp.Paren(this=exp.Add(this=qcol("pp30"), expression=exp.Literal.number("1.0"))))
+        return _query([qcol("av"), qcol("c"), *_floats("p7", "p30", "pp30", "p90", "pall", "dec", "users"),
+                       _as(_f(trend), "trend")], inner.subquery(copy=False))
+
+    def etot(t: dict) -> exp.Expression:
+        def p(name: str) -> exp.Column:
+            return qcol(name, "p")
+
+        dsl = days_between(exp.AnyValue(this=qcol("av", "q")), exp.Max(this=p("tl")))
+        cols = [p("gid"), _as(_f(exp.Sum(this=p("n"))), "n"), _as(_f(_count()), "nc"),
+                _as(_f(exp.Sum(this=p("n30"))), "n30"), _as(_f(dsl), "dsl")]
+        on = inner_join(table_ref(t["fg"], "q"), _eq(qcol("gid", "q"), p("gid")))
+        return _query(cols, table_ref(t["ph"], "p"), joins=(on,), group=(p("gid"),))
+
+    return [("ph", ph), ("popb", popb), ("users", users), ("pop", pop), ("etot", etot)]
 
 
 def _code_keys(src: EventSource, vq: ValidatedQuery) -> tuple[exp.Expression, exp.Expression]:
     """The sorted distinct keys whose positions are the codes: entities (the whole entity table) and
     classes (the destination table's keys, or every label value)."""
-    ekeys = tpl("SELECT DISTINCT __epk AS k FROM __etab WHERE __epk IS NOT NULL ORDER BY k",
-                etab=vq.entity_table, epk=vq.entity_pk)
+    def distinct_keys(table: str, key: str) -> exp.Expression:
+        q = _query([_as(qcol(key), "k")], table_ref(table), where=_not_null(qcol(key))).distinct(copy=False)
+        return q.order_by(exp.Ordered(this=qcol("k"), nulls_first=False), copy=False)
+
+    ekeys = distinct_keys(vq.entity_table, vq.entity_pk)
     if src.dst is not None:
-        ckeys = tpl("SELECT DISTINCT __dpk AS k FROM __dtab WHERE __dpk IS NOT NULL ORDER BY k",
-                    dtab=src.dst, dpk=src.dst_table.primary_key)
+        ckeys = distinct_keys(src.dst, src.dst_table.primary_key)
     else:
         inner = src.select()
         ckeys = exp.select("k").from_(exp.select(exp.alias_("c", "k")).from_(inner.subquery()).distinct().subquery()
@@ -194,25 +292,20 @@ def pair_features(db, vq: ValidatedQuery, cands: pa.Table) -> FeatureSet:
                        "a": keys.column(ANCHOR).take(starts)})
         subs = {"fc": stack.enter_context(registered(con, fk, "fc"))}
         graw = stack.enter_context(registered(con, gk, "fg_in"))
-        subs["fg"] = stack.enter_context(temp_table(con, tpl(
-            f"SELECT gid, e, a, COALESCE(a, CAST('{FAR_FUTURE}' AS TIMESTAMP)) AS av FROM __g", g=graw), "fg"))
-        subs["an"] = stack.enter_context(temp_table(con, tpl("SELECT DISTINCT a, av FROM __fg", **subs), "an"))
+        av = exp.Coalesce(this=qcol("a"), expressions=[ts_literal(FAR_FUTURE)])
+        subs["fg"] = stack.enter_context(temp_table(con, _query([qcol("gid"), qcol("e"), qcol("a"), _as(av, "av")],
+                                                                table_ref(graw)), "fg"))
+        anchors = _query([qcol("a"), qcol("av")], table_ref(subs["fg"])).distinct(copy=False)
+        subs["an"] = stack.enter_context(temp_table(con, anchors, "an"))
         subs["ev"] = stack.enter_context(temp_table(con, src.select(), "ev"))
-        for name, text in _steps(src):
-            subs[name] = stack.enter_context(temp_table(con, tpl(text, **subs), name))
+        for name, step in _steps(src):
+            subs[name] = stack.enter_context(temp_table(con, step(subs), name))
         ekeys_sql, ckeys_sql = _code_keys(src, vq)
         ekeys = fetch(con, ekeys_sql).column("k").combine_chunks()
         ckeys = fetch(con, ckeys_sql).column("k").combine_chunks()
         names = list(PAIR_FEATURES)
-        exprs = [f"COALESCE({sql}, {_float(d)})" for sql, d in PAIR_FEATURES.values()]
-        if not src.history:  # static: the events are the label; popularity without the entity's own
-            exprs = [_static_expr(nm, e) for nm, e in zip(names, exprs)]
-        select = ", ".join(f"CAST({e} AS FLOAT) AS f{i}" for i, e in enumerate(exprs))
-        text = (f"SELECT f.pql_row, {select} "
-                "FROM __fc AS f JOIN __fg AS q ON q.gid = f.gid LEFT JOIN __ph AS ph ON ph.gid = f.gid AND ph.c = f.c "
-                "LEFT JOIN __pop AS pop ON pop.av = q.av AND pop.c = f.c LEFT JOIN __etot AS ent ON ent.gid = f.gid")
         X = np.full((n, len(names)), np.nan, dtype=np.float32)
-        _scatter(con, tpl(text, **subs), X)
+        _scatter(con, _pair_select(subs, src.history), X)
         if affinity:
             totals = X[:, names.index("entity_events")]
             X = np.concatenate([X, affinity_features(con, src.dst_table, affinity, subs, keys, group, totals,
@@ -229,24 +322,46 @@ def pair_features(db, vq: ValidatedQuery, cands: pa.Table) -> FeatureSet:
                              "n_class_codes": np.array([len(ckeys)], dtype=np.int64)})
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(fetch(con, tpl("SELECT COUNT(*) AS n FROM __t", t=table)).column("n")[0].as_py())
+def _pair_select(t: dict, history: bool) -> exp.Expression:
+    """Every pair feature of each candidate ``f`` (``pql_row``, FLOAT columns ``f0``, ``f1`` …, no NULLs)."""
+    cols: list[exp.Expression] = [qcol("pql_row", "f")]
+    for i, (name, (build, default)) in enumerate(PAIR_FEATURES.items()):
+        e = exp.Coalesce(this=build(), expressions=[_float(default)])
+        if not history:  # static: the events are the label; popularity without the entity's own
+            e = _static_expr(name, e)
+        cols.append(_as(_f(e), f"f{i}"))
+
+    joins = (inner_join(table_ref(t["fg"], "q"), _eq(qcol("gid", "q"), qcol("gid", "f"))),
+             left_join(table_ref(t["ph"], "ph"), and_all([_eq(qcol("gid", "ph"), qcol("gid", "f")),
+                                                           _eq(qcol("c", "ph"), qcol("c", "f"))])),
+             left_join(table_ref(t["pop"], "pop"), and_all([_eq(qcol("av", "pop"), qcol("av", "q")),
+                                                             _eq(qcol("c", "pop"), qcol("c", "f"))])),
+             left_join(table_ref(t["etot"], "ent"), _eq(qcol("gid", "ent"), qcol("gid", "f"))))
+    return _query(cols, table_ref(t["fc"], "f"), joins=joins)
+
+
+def _n_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(fetch(con, _query([_as(_count(), "n")], table_ref(table))).column("n")[0].as_py())
 
 
 _STATIC_ZERO = {"pair_count", "pair_decay_count", "pair_times", "pair_count_7d", "pair_count_30d",
                 "pair_count_90d", "entity_events", "entity_classes", "entity_events_30d"}
 
 
-def _static_expr(name: str, expr: str) -> str:
+def _static_expr(name: str, e: exp.Expression) -> exp.Expression:
     """A static task's feature: no own history; popularity minus the entity's own events."""
     if name in _STATIC_ZERO:
-        return "0"
+        return _num(0)
     if name.startswith("class_pop") or name == "class_entities_all":
-        own = "COALESCE(ph.n, 0)" if name != "class_entities_all" else "CASE WHEN ph.n > 0 THEN 1 ELSE 0 END"
-        return f"GREATEST({expr} - {own}, 0)"
+        if name == "class_entities_all":
+            own: exp.Expression = exp.Case(ifs=[exp.If(this=exp.GT(this=qcol("n", "ph"), expression=_num(0)),
+                                                       true=_num(1))], default=_num(0))
+        else:
+            own = _or0(_col("ph", "n"))()
+        return exp.Greatest(this=exp.Sub(this=e, expression=own), expressions=[_num(0)], ignore_nulls=True)
     if name == "class_trend_30d":
-        return "1.0"
-    return "CAST('NaN' AS FLOAT)"
+        return exp.Literal.number("1.0")
+    return _float(NAN)
 
 
 def _scatter(con: duckdb.DuckDBPyConnection, statement: exp.Expression, X: np.ndarray) -> None:
@@ -267,22 +382,30 @@ def _destination(con: duckdb.DuckDBPyConnection, vq: ValidatedQuery, src: EventS
     dst = src.dst_table
     r = roles(vq.graph, dst, exclusions(vq))
     per_anchor = bool(dst.time_column or dst.end_time_column or r.timestamps)
-    by = "q.a, q.av, f.c" if per_anchor else "f.c"
-    keyed = stack.enter_context(temp_table(con, tpl(
-        f"SELECT ROW_NUMBER() OVER (ORDER BY {'av, c' if per_anchor else 'c'}) - 1 AS pql_row, * FROM "
-        f"(SELECT DISTINCT {by} FROM __fc AS f JOIN __fg AS q ON q.gid = f.gid)"
-        + ("" if per_anchor else f", (SELECT CAST(NULL AS TIMESTAMP) AS a, CAST('{FAR_FUTURE}' AS TIMESTAMP) AS av)"),
-        **subs), "dk"))
+    by = [qcol("a", "q"), qcol("av", "q"), qcol("c", "f")] if per_anchor else [qcol("c", "f")]
+    candidate_groups = (inner_join(table_ref(subs["fg"], "q"), _eq(qcol("gid", "q"), qcol("gid", "f"))),)
+    distinct = _query(by, table_ref(subs["fc"], "f"), joins=candidate_groups).distinct(copy=False)
+    joins: tuple[exp.Join, ...] = ()
+    if not per_anchor:  # one row per class, at a NULL anchor (everything visible)
+        static = exp.select(_as(exp.cast(exp.null(), "TIMESTAMP", copy=False), "a"),
+                            _as(ts_literal(FAR_FUTURE), "av"), copy=False)
+        joins = (exp.Join(this=static.subquery(copy=False)),)
+    order = exp.Order(expressions=[exp.Ordered(this=qcol(c), nulls_first=False)
+                                   for c in (("av", "c") if per_anchor else ("c",))])
+    row = exp.Sub(this=exp.Window(this=exp.RowNumber(), order=order), expression=_num(1))
+    keyed = stack.enter_context(temp_table(con, _query([_as(row, "pql_row"), exp.Star()],
+                                                       distinct.subquery(copy=False), joins=joins), "dk"))
     vis = " AND r.__dt <= q.av" if dst.time_column else ""
     bsubs = {"dk": keyed, "dtab": dst.name, "dpk": dst.primary_key}
     if dst.time_column:
         bsubs["dt"] = dst.time_column
-    block = row_block(con, vq.graph, dst, dst.name, f"__dk AS q JOIN __dtab AS r ON r.__dpk = q.c{vis}", bsubs,
+    block = row_block(con, vq.graph, dst, dst.name, "__dk AS q JOIN __dtab AS r ON r.__dpk = q.c" + vis, bsubs,
                       exclusions(vq))
-    Xd, names = fill(con, [block] if block.names else [], _count(con, keyed))
-    on = "k.av = q.av AND k.c = f.c" if per_anchor else "k.c = f.c"
-    index = fetch(con, tpl(f"SELECT f.pql_row AS i, k.pql_row AS j FROM __fc AS f JOIN __fg AS q ON q.gid = f.gid "
-                           f"JOIN __dk AS k ON {on}", dk=keyed, **subs))
+    Xd, names = fill(con, [block] if block.names else [], _n_rows(con, keyed))
+    same = [_eq(qcol("av", "k"), qcol("av", "q"))] if per_anchor else []
+    on = inner_join(table_ref(keyed, "k"), and_all([*same, _eq(qcol("c", "k"), qcol("c", "f"))]))
+    index = fetch(con, _query([_as(qcol("pql_row", "f"), "i"), _as(qcol("pql_row", "k"), "j")],
+                              table_ref(subs["fc"], "f"), joins=(*candidate_groups, on)))
     out = np.empty((n, len(names)), dtype=np.float32)
     out[index.column("i").to_numpy()] = Xd[index.column("j").to_numpy()]
     return out, names
