@@ -392,15 +392,12 @@ def _destination(con: duckdb.DuckDBPyConnection, vq: ValidatedQuery, src: EventS
         joins = (exp.Join(this=static.subquery(copy=False)),)
     order = exp.Order(expressions=[exp.Ordered(this=qcol(c), nulls_first=False)
                                    for c in (("av", "c") if per_anchor else ("c",))])
-    row = exp.Sub(this=exp.Window(this=exp.RowNumber(), order=order), expression=_num(1))
-    keyed = stack.enter_context(temp_table(con, _query([_as(row, "pql_row"), exp.Star()],
+    number = exp.Sub(this=exp.Window(this=exp.RowNumber(), order=order), expression=_num(1))
+    keyed = stack.enter_context(temp_table(con, _query([_as(number, "pql_row"), exp.Star()],
                                                        distinct.subquery(copy=False), joins=joins), "dk"))
-    vis = " AND r.__dt <= q.av" if dst.time_column else ""
-    bsubs = {"dk": keyed, "dtab": dst.name, "dpk": dst.primary_key}
-    if dst.time_column:
-        bsubs["dt"] = dst.time_column
-    block = row_block(con, vq.graph, dst, dst.name, "__dk AS q JOIN __dtab AS r ON r.__dpk = q.c" + vis, bsubs,
-                      exclusions(vq))
+    visible = exp.LTE(this=qcol(dst.time_column, "r"), expression=qcol("av", "q")) if dst.time_column else None
+    row = inner_join(table_ref(dst.name, "r"), and_all([_eq(qcol(dst.primary_key, "r"), qcol("c", "q")), visible]))
+    block = row_block(con, vq.graph, dst, dst.name, (table_ref(keyed, "q"), [row]), None, exclusions(vq))
     Xd, names = fill(con, [block] if block.names else [], _n_rows(con, keyed))
     same = [_eq(qcol("av", "k"), qcol("av", "q"))] if per_anchor else []
     on = inner_join(table_ref(keyed, "k"), and_all([*same, _eq(qcol("c", "k"), qcol("c", "f"))]))
