@@ -10,15 +10,17 @@ entity's own (or its parent's) column, which is the label itself and never a vis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlglot import exp
 
 from pql import ast
 from pql.ast import AggFunc, QueryKind
+from pql.compiler.sqlbuild import and_all, table_ref
 from pql.graph import Dtype, Graph, TableSchema
 from pql.validated import ValidatedQuery
 
-from .sql import tpl
+from .sql import qcol
 
 __all__ = ["EventSource", "event_source"]
 
@@ -43,26 +45,42 @@ class EventSource:
 
     def select(self) -> exp.Expression:
         """SELECT k, c, t, m: distinct (entity key, class, time) with their multiplicity ``m``."""
-        if self.flatten == "list":
-            value = "UNNEST(r.__col)"
-        elif self.flatten == "split":
-            value = "UNNEST(STRING_SPLIT(r.__col, '|'))"
-        else:
-            value = "r.__col"
-        time = "r.__time" if self.time else "CAST(NULL AS TIMESTAMP)"
-        subs = {"tbl": self.table, "col": self.column, "key": self.key}
-        if self.time:
-            subs["time"] = self.time
+        value = FLATTEN[self.flatten](qcol(self.column, "r"))
+        time = qcol(self.time, "r") if self.time else exp.cast(exp.Null(), "TIMESTAMP", copy=False)
+        source: exp.Expression = table_ref(self.table, "r")
+        joins: list[exp.Join] = []
         if self.parent_fk is not None:  # the entity row joined to its parent's value
             ent = self.graph.table(self.entity)
-            subs.update({"ent": self.entity, "epk": ent.primary_key, "pfk": self.parent_fk})
-            source = "__ent AS e JOIN __tbl AS r ON r.__key = e.__pfk"
-            key = "e.__epk"
+            key = qcol(ent.primary_key, "e")
+            joins.append(exp.Join(this=source, on=exp.EQ(this=qcol(self.key, "r"),
+                                                          expression=qcol(self.parent_fk, "e"))))
+            source = table_ref(self.entity, "e")
         else:
-            source, key = "__tbl AS r", "r.__key"
-        where = f"{key} IS NOT NULL" + (" AND r.__time IS NOT NULL" if self.time else "")
-        inner = f"SELECT {key} AS k, {value} AS c, {time} AS t FROM {source} WHERE {where}"
-        return tpl(f"SELECT k, c, t, COUNT(*) AS m FROM ({inner}) WHERE c IS NOT NULL GROUP BY k, c, t", **subs)
+            key = qcol(self.key, "r")
+        where = and_all([_not_null(key.copy()), _not_null(qcol(self.time, "r")) if self.time else None])
+        inner = exp.select(_as(key, "k"), _as(value, "c"), _as(time, "t"), copy=False).from_(source, copy=False)
+        for j in joins:
+            inner = inner.join(j, copy=False)
+        inner = inner.where(where, copy=False)
+        kct = [exp.column("k"), exp.column("c"), exp.column("t")]
+        return exp.select(*kct, _as(exp.Count(this=exp.Star()), "m"), copy=False) \
+            .from_(inner.subquery(copy=False), copy=False).where(_not_null(exp.column("c")), copy=False) \
+            .group_by(*(c.copy() for c in kct), copy=False)
+
+
+def _as(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(e, name, copy=False)
+
+
+def _not_null(e: exp.Expression) -> exp.Expression:
+    return exp.Not(this=exp.Is(this=e, expression=exp.Null()))
+
+
+FLATTEN: dict[str, Callable[[exp.Expression], exp.Expression]] = {  # the class values of one row
+    "none": lambda value: value,
+    "list": lambda value: exp.Explode(this=value),
+    "split": lambda value: exp.Explode(this=exp.Split(this=value, expression=exp.Literal.string("|"))),
+}
 
 
 def _flatten(column_dtype: Dtype, is_list_distinct: bool) -> str:
