@@ -13,15 +13,17 @@ from typing import Iterator
 import duckdb
 import numpy as np
 import pyarrow as pa
+from sqlglot import exp
 
-from pql.graph import Graph
+from pql.compiler.sqlbuild import and_all, table_ref
+from pql.graph import Graph, TableSchema
 from pql.tasks import FeatureSet
 from pql.validated import ValidatedQuery
 
-from .blocks import Block, fill
+from .blocks import ROW, Block, fill
 from .columns import Exclusions, exclusions
-from .rows import row_block
-from .sql import FAR_FUTURE, FAR_PAST, fetch, registered, temp_table, tpl
+from .rows import RowSource, row_block
+from .sql import FAR_FUTURE, FAR_PAST, fetch, ident, qcol, registered, temp_table, ts_literal
 from .windows import WINDOWS, child_blocks
 
 __all__ = ["entity_features", "pair_table", "entity_blocks", "ENTITY", "ANCHOR"]
@@ -39,65 +41,93 @@ def _as_pairs(pairs: pa.Table) -> pa.Table:
                      "i": pa.array(np.arange(pairs.num_rows, dtype=np.int64))})
 
 
+def _c(name: str, table: str | None = None) -> exp.Column:
+    """An engine column (``q.a``, ``s.i`` ...), written unquoted."""
+    return exp.column(name, table)
+
+
+def _as(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(e, name, copy=False)
+
+
+def _join(source: exp.Expression, on: exp.Expression) -> exp.Join:
+    return exp.Join(this=source, on=on)
+
+
+def _pairs_select(src: str) -> exp.Select:
+    """The distinct (e, a) of the registered input, numbered ``pql_row`` in (a NULLS FIRST, e) order,
+    with the visibility bound ``av`` and the window starts ``a7`` ... ``a365``."""
+    distinct = exp.select(_as(exp.Column(this=ident(ENTITY)), "e"),
+                          _as(exp.cast(exp.Column(this=ident(ANCHOR)), "TIMESTAMP", copy=False), "a"), copy=False) \
+        .from_(exp.Table(this=ident(src)), copy=False).distinct(copy=False)
+    order = exp.Order(expressions=[exp.Ordered(this=_c("a", "q"), nulls_first=True),
+                                   exp.Ordered(this=_c("e", "q"), nulls_first=False)])
+    row = exp.Paren(this=exp.Sub(this=exp.Window(this=exp.RowNumber(), order=order), expression=exp.Literal.number(1)))
+    cols = [_as(row, ROW), _c("e", "q"), _c("a", "q"),
+            _as(exp.Coalesce(this=_c("a", "q"), expressions=[ts_literal(FAR_FUTURE)]), "av")]
+    cols += [_as(exp.Coalesce(this=exp.Sub(this=_c("a", "q"), expression=exp.Interval(
+        this=exp.Literal.string(str(w)), unit=exp.var("DAY"))), expressions=[ts_literal(FAR_PAST)]), f"a{w}")
+        for w in WINDOWS]
+    return exp.select(*cols, copy=False).from_(distinct.subquery("q", copy=False), copy=False)
+
+
 @contextmanager
 def pair_table(con: duckdb.DuckDBPyConnection, pairs: pa.Table) -> Iterator[tuple[str, np.ndarray, int]]:
     """A temp table of the distinct (entity, anchor) pairs, numbered ``pql_row`` in (anchor, entity)
     order, with the visibility bound ``av`` and the window starts ``a7`` … ``a365`` (a NULL static
     anchor sees everything: ``av`` in the far future, every window start in the far past); yields its name,
     the ``pql_row`` of each input row, and the number of distinct pairs."""
-    starts = ", ".join(f"COALESCE(q.a - INTERVAL {w} DAY, CAST('{FAR_PAST}' AS TIMESTAMP)) AS a{w}" for w in WINDOWS)
     with ExitStack() as stack:
         src = stack.enter_context(registered(con, _as_pairs(pairs), "pairs_in"))
-        body = tpl(f"SELECT (ROW_NUMBER() OVER (ORDER BY q.a NULLS FIRST, q.e) - 1) AS pql_row, q.e, q.a, "
-                   f"COALESCE(q.a, CAST('{FAR_FUTURE}' AS TIMESTAMP)) AS av, {starts} "
-                   f"FROM (SELECT DISTINCT __ent AS e, CAST(__anc AS TIMESTAMP) AS a FROM __src) AS q",
-                   ent=ENTITY, anc=ANCHOR, src=src)
-        name = stack.enter_context(temp_table(con, body, "pairs"))
-        mapping = fetch(con, tpl("SELECT s.i, q.pql_row FROM __src AS s JOIN __fp AS q ON q.e = s.__ent "
-                                 "AND q.a IS NOT DISTINCT FROM CAST(s.__anc AS TIMESTAMP)",
-                                 src=src, fp=name, ent=ENTITY, anc=ANCHOR))
+        name = stack.enter_context(temp_table(con, _pairs_select(src), "pairs"))
+        same_anchor = exp.NullSafeEQ(this=_c("a", "q"),
+                                     expression=exp.cast(qcol(ANCHOR, "s"), "TIMESTAMP", copy=False))
+        on = and_all([exp.EQ(this=_c("e", "q"), expression=qcol(ENTITY, "s")), same_anchor])
+        mapping = fetch(con, exp.select(_c("i", "s"), _c(ROW, "q"), copy=False)
+                        .from_(table_ref(src, "s"), copy=False).join(_join(table_ref(name, "q"), on), copy=False))
         index = np.empty(pairs.num_rows, dtype=np.int64)
         index[mapping.column("i").to_numpy()] = mapping.column("pql_row").to_numpy()
-        n = int(fetch(con, tpl("SELECT COUNT(*) AS n FROM __fp", fp=name)).column("n")[0].as_py())
+        count = exp.select(_as(exp.Count(this=exp.Star()), "n"), copy=False).from_(exp.Table(this=ident(name)),
+                                                                                  copy=False)
+        n = int(fetch(con, count).column("n")[0].as_py())
         yield name, index, n
 
 
-def _own_source(graph: Graph, entity: str) -> tuple[str, dict]:
+def _visible(table: TableSchema, alias: str) -> exp.Expression | None:
+    """``alias.time <= q.av`` for a timed table (untimed tables are static)."""
+    if table.time_column is None:
+        return None
+    return exp.LTE(this=qcol(table.time_column, alias), expression=_c("av", "q"))
+
+
+def _own_source(graph: Graph, entity: str, pairs: str) -> RowSource:
+    """The pairs ``q`` joined to the entity's own row ``r`` visible at the anchor."""
     table = graph.table(entity)
-    vis = " AND r.__t <= q.av" if table.time_column else ""
-    subs = {"pairs": "", "ent": entity, "pk": table.primary_key}
-    if table.time_column:
-        subs["t"] = table.time_column
-    return f"__pairs AS q JOIN __ent AS r ON r.__pk = q.e{vis}", subs
+    on = and_all([exp.EQ(this=qcol(table.primary_key, "r"), expression=_c("e", "q")), _visible(table, "r")])
+    return table_ref(pairs, "q"), [_join(table_ref(entity, "r"), on)]
 
 
-def _parent_source(graph: Graph, entity: str, fkey: str, parent: str) -> tuple[str, dict]:
+def _parent_source(graph: Graph, entity: str, fkey: str, parent: str, pairs: str) -> RowSource:
+    """The pairs ``q`` joined to the entity row ``e0`` and its parent row ``r``, both visible at the anchor."""
     et, pt = graph.table(entity), graph.table(parent)
-    evis = " AND e0.__et <= q.av" if et.time_column else ""
-    pvis = " AND r.__pt <= q.av" if pt.time_column else ""
-    subs = {"ent": entity, "epk": et.primary_key, "fk": fkey, "par": parent, "ppk": pt.primary_key}
-    if et.time_column:
-        subs["et"] = et.time_column
-    if pt.time_column:
-        subs["pt"] = pt.time_column
-    return (f"__pairs AS q JOIN __ent AS e0 ON e0.__epk = q.e{evis} JOIN __par AS r ON r.__ppk = e0.__fk{pvis}",
-            subs)
+    own = and_all([exp.EQ(this=qcol(et.primary_key, "e0"), expression=_c("e", "q")), _visible(et, "e0")])
+    par = and_all([exp.EQ(this=qcol(pt.primary_key, "r"), expression=qcol(fkey, "e0")), _visible(pt, "r")])
+    return table_ref(pairs, "q"), [_join(table_ref(entity, "e0"), own), _join(table_ref(parent, "r"), par)]
 
 
 def entity_blocks(con: duckdb.DuckDBPyConnection, graph: Graph, entity: str, pairs: str,
                   excluded: Exclusions, stack: ExitStack) -> list[Block]:
     """Own row, one-hop parents, then child aggregates (in graph order)."""
     blocks: list[Block] = []
-    source, subs = _own_source(graph, entity)
-    blocks.append(row_block(con, graph, graph.table(entity), entity, source, {**subs, "pairs": pairs}, excluded))
+    blocks.append(row_block(con, graph, graph.table(entity), entity, _own_source(graph, entity, pairs), None,
+                            excluded))
     for edge in graph.parents(entity):
         if edge.dst_table in excluded.tables:
             continue
-        source, subs = _parent_source(graph, entity, edge.fkey, edge.dst_table)
+        source = _parent_source(graph, entity, edge.fkey, edge.dst_table, pairs)
         parallel = len(graph.edges_between(entity, edge.dst_table)) > 1
         prefix = f"{entity}.{edge.fkey}" if parallel else edge.dst_table
-        blocks.append(row_block(con, graph, graph.table(edge.dst_table), prefix, source,
-                                {**subs, "pairs": pairs}, excluded))
+        blocks.append(row_block(con, graph, graph.table(edge.dst_table), prefix, source, None, excluded))
     blocks += child_blocks(con, graph, entity, pairs, excluded, stack)
     return [b for b in blocks if b.names]
 
