@@ -16,25 +16,58 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
+from pql.compiler.sqlbuild import and_all, table_ref
 from pql.graph import TableSchema
 
-from .sql import fetch, registered, tpl
+from .sql import fetch, qcol, registered
 
 __all__ = ["affinity_features"]
 
 
+def _c(name: str, table: str | None = None) -> exp.Column:
+    """An engine column (``d.v0``, ``ph.gid`` ...), written unquoted."""
+    return exp.column(name, table)
+
+
+def _as(e: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(e, name, copy=False)
+
+
 def _dst_codes(con: duckdb.DuckDBPyConnection, dst: TableSchema, columns: list[str]) -> pa.Table:
     """pk (sorted), time (if timed), and v{j}: the dense code of each column (NULL stays NULL)."""
-    subs = {"dtab": dst.name, "dpk": dst.primary_key, **{f"ac{j}": c for j, c in enumerate(columns)}}
-    codes = ", ".join(f"CASE WHEN d.__ac{j} IS NULL THEN NULL ELSE DENSE_RANK() OVER (ORDER BY d.__ac{j}) - 1 END "
-                      f"AS v{j}" for j in range(len(columns)))
-    time = ""
+    def code(c: str) -> exp.Expression:
+        rank = exp.Window(this=exp.DenseRank(), order=exp.Order(expressions=[
+            exp.Ordered(this=qcol(c, "d"), nulls_first=False)]))
+        return exp.Case(ifs=[exp.If(this=exp.Is(this=qcol(c, "d"), expression=exp.Null()), true=exp.Null())],
+                        default=exp.Sub(this=rank, expression=exp.Literal.number(1)))
+
+    cols = [_as(qcol(dst.primary_key, "d"), "pk")]
     if dst.time_column:
-        subs["dt"] = dst.time_column
-        time = "d.__dt AS t, "
-    return fetch(con, tpl(f"SELECT d.__dpk AS pk, {time}{codes} FROM __dtab AS d WHERE d.__dpk IS NOT NULL "
-                          "ORDER BY pk", **subs))
+        cols.append(_as(qcol(dst.time_column, "d"), "t"))
+    cols += [_as(code(c), f"v{j}") for j, c in enumerate(columns)]
+    q = exp.select(*cols, copy=False).from_(table_ref(dst.name, "d"), copy=False) \
+        .where(exp.Not(this=exp.Is(this=qcol(dst.primary_key, "d"), expression=exp.Null())), copy=False) \
+        .order_by(exp.Ordered(this=_c("pk"), nulls_first=False), copy=False)
+    return fetch(con, q)
+
+
+def _group_counts(dst: TableSchema, n_columns: int, subs: dict, codes: str) -> exp.Expression:
+    """Event counts per (gid, v{j}) for each column j in one GROUPING SETS pass over the pair history
+    ``ph``, joined to the destination codes visible at the group's anchor (``g{j}`` = 0 marks column j's rows)."""
+    values = [_c(f"v{j}", "d") for j in range(n_columns)]
+    cols = [_c("gid", "ph"), *values, *(_as(exp.Grouping(expressions=[_c(f"v{j}", "d")]), f"g{j}")
+                                        for j in range(n_columns)),
+            _as(exp.Sum(this=_c("n", "ph")), "n")]
+    by_code = and_all([exp.EQ(this=_c("pk", "d"), expression=_c("c", "ph")),
+                       exp.LTE(this=_c("t", "d"), expression=_c("av", "q")) if dst.time_column else None])
+    sets = exp.GroupingSets(expressions=[exp.Tuple(expressions=[_c("gid", "ph"), _c(f"v{j}", "d")])
+                                         for j in range(n_columns)])
+    return exp.select(*cols, copy=False).from_(table_ref(subs["ph"], "ph"), copy=False) \
+        .join(exp.Join(this=table_ref(subs["fg"], "q"), on=exp.EQ(this=_c("gid", "q"), expression=_c("gid", "ph"))),
+              copy=False) \
+        .join(exp.Join(this=table_ref(codes, "d"), on=by_code), copy=False).group_by(sets, copy=False)
 
 
 def affinity_features(con: duckdb.DuckDBPyConnection, dst: TableSchema, columns: list[str], subs: dict,
@@ -47,13 +80,7 @@ def affinity_features(con: duckdb.DuckDBPyConnection, dst: TableSchema, columns:
         return out
     codes = _dst_codes(con, dst, columns)
     dc = stack.enter_context(registered(con, codes, "dcodes"))
-    visible = " AND d.t <= q.av" if dst.time_column else ""
-    sets = ", ".join(f"(ph.gid, d.v{j})" for j in range(len(columns)))
-    flags = ", ".join(f"GROUPING(d.v{j}) AS g{j}" for j in range(len(columns)))
-    values = ", ".join(f"d.v{j}" for j in range(len(columns)))
-    agg = fetch(con, tpl(f"SELECT ph.gid, {values}, {flags}, SUM(ph.n) AS n FROM __ph AS ph JOIN __fg AS q "
-                         f"ON q.gid = ph.gid JOIN __dc AS d ON d.pk = ph.c{visible} GROUP BY GROUPING SETS ({sets})",
-                         dc=dc, ph=subs["ph"], fg=subs["fg"]))
+    agg = fetch(con, _group_counts(dst, len(columns), subs, dc))
     # each candidate's destination row: its codes, and whether it is visible at the candidate's anchor
     row = pc.index_in(keys.column("CLASS").cast(codes.column("pk").type, safe=False)
                       if keys.column("CLASS").type != codes.column("pk").type else keys.column("CLASS"),
