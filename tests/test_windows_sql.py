@@ -32,6 +32,9 @@ CLEAN = [  # modules whose SQL is built only from sqlglot expressions
     "pql/features/sql.py",
     "pql/features/candidates.py",
     "pql/features/pairs.py",
+    "pql/features/entity.py",
+    "pql/features/events.py",
+    "pql/features/affinity.py",
 ]
 
 SQL_WORDS = re.compile(
