@@ -26,7 +26,7 @@ from pql.graph import Dtype, Graph, TableSchema
 
 from .blocks import ROW, Block, alias
 from .columns import Exclusions, roles
-from .sql import days_between, fetch, from_template, ident, qcol
+from .sql import days_between, fetch, ident, qcol
 
 __all__ = ["row_block", "RowSource", "TOP_VALUES", "CODE_BITS"]
 
@@ -127,13 +127,11 @@ def _asof_left_join(source: exp.Expression, on: exp.Expression) -> exp.Join:
 
 
 def row_block(con: duckdb.DuckDBPyConnection, graph: Graph, table: TableSchema, prefix: str,
-              source: RowSource | str, subs: dict[str, Any] | None, excluded: Exclusions, *,
-              skip: tuple[str, ...] = (), batch: int = 0) -> Block:
+              source: RowSource, subs: None, excluded: Exclusions, *, skip: tuple[str, ...] = (),
+              batch: int = 0) -> Block:
     """Features of ``table``'s row ``r`` joined by ``source``: the keyed rows ``q`` (with
-    ``pql_row``, ``a`` and ``av``) and the joins binding ``r``. A ``str`` source is FROM-clause
-    template text whose placeholders ``subs`` fills (see :func:`pql.features.sql.from_template`)."""
-    if isinstance(source, str):
-        source = from_template(source, **(subs or {}))
+    ``pql_row``, ``a`` and ``av``) and the joins binding ``r``. ``subs`` is always None (it filled
+    the placeholders of the former template text; kept so the callers' argument positions hold)."""
     r = roles(graph, table, excluded, skip=skip)
 
     def col(c: str) -> exp.Column:

@@ -1,28 +1,25 @@
-"""SQL plumbing of the feature builders: templates, temporary tables and fetching.
+"""SQL plumbing of the feature builders: small expression helpers, temporary tables and fetching.
 
-Feature SQL is written as engine-owned DuckDB templates in which every graph name is a
-placeholder ``__name``; :func:`tpl` parses the template with sqlglot and substitutes each
-placeholder by a quoted identifier (``str`` values) or by a sqlglot expression (``exp.Expression``
-values), so user names and values reach SQL only as sqlglot nodes (spec §11.2). The string is
-rendered once, for DuckDB, when the statement runs.
+Every feature statement is a sqlglot expression tree built by its module: graph table and column
+names enter only as quoted identifiers and user values only as literals (spec §11.2); no SQL text
+is formatted. The tree is rendered once, for DuckDB, when the statement runs.
 """
 
 from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from pql.errors import PQLInternalError
 from pql.graph import TableSchema
 
-__all__ = ["tpl", "from_template", "render", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
+__all__ = ["render", "ident", "qcol", "run", "fetch", "fetch_into", "temp_name", "registered", "temp_table",
            "visible", "days_between", "FAR_FUTURE", "FAR_PAST", "ts_literal"]
 
 FAR_FUTURE = "9999-12-31 00:00:00"  # the visibility bound of a NULL (static) anchor: everything visible
@@ -41,43 +38,6 @@ def qcol(name: str, table: str | None = None) -> exp.Column:
 
 def ts_literal(text: str) -> exp.Expression:
     return exp.cast(exp.Literal.string(text), "TIMESTAMP")
-
-
-def tpl(sql: str, **subs: Any) -> exp.Expression:
-    """Parse an engine-written DuckDB template and substitute its ``__name`` placeholders.
-
-    A ``str`` value becomes a quoted identifier wherever ``__name`` appears as an identifier (a
-    column, table or alias name); an ``exp.Expression`` value replaces an unqualified column
-    ``__name`` as a whole.
-    """
-    return _substitute(sqlglot.parse_one(sql, read="duckdb"), subs)
-
-
-def from_template(text: str, **subs: Any) -> tuple[exp.Expression, list[exp.Join]]:
-    """A FROM clause written as template text (``__tbl AS q JOIN __other AS r ON ...``, placeholders
-    as in :func:`tpl`) as its first source and its joins, for callers not yet building expressions."""
-    source = _substitute(exp.Select().from_(text, dialect="duckdb", copy=False).args["from_"], subs).this
-    joins = source.args.get("joins") or []
-    source.set("joins", None)
-    return source, joins
-
-
-def _substitute(tree: exp.Expression, subs: dict[str, Any]) -> exp.Expression:
-    names = {f"__{k}": v for k, v in subs.items() if isinstance(v, str)}
-    exprs = {f"__{k}": v for k, v in subs.items() if isinstance(v, exp.Expression)}
-
-    def repl(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table and node.name in exprs:
-            return exprs[node.name].copy()
-        if isinstance(node, exp.Identifier) and node.this in names:
-            return ident(names[node.this])
-        return node
-
-    out = tree.transform(repl)
-    leftover = [n.this for n in out.find_all(exp.Identifier) if str(n.this).startswith("__") and not n.quoted]
-    if leftover:  # a template bug: a placeholder nobody filled
-        raise PQLInternalError(f"internal error, please report: unfilled SQL placeholders {sorted(set(leftover))}")
-    return out
 
 
 def render(statement: exp.Expression) -> str:
