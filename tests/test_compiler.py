@@ -445,8 +445,20 @@ def test_sql_header_single_statement_and_explain():
     import sqlglot
 
     assert len(sqlglot.parse(text, read="duckdb")) == 1
-    # both windows of transactions share one range join (their union), and none is per anchor
-    assert text.count("INNER JOIN \"anchors\"") == 1 and "FILTER(WHERE" in text
+    # 3 anchors a week apart pair each row with at most 6 anchors: both windows of transactions
+    # share one range join (their union), none is per anchor
+    assert text.count("INNER JOIN \"anchors\"") == 1 and "FILTER(WHERE" in text and "EPOCH_US" not in text
+    from unittest import mock
+
+    from pql.compiler import running
+
+    with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):  # as with many anchors per row
+        fast = cq.sql("training")
+        spark = cq.sql("training", dialect="spark")
+    # running counts: both COUNTs in one CTE, with no join to the anchors
+    assert "INNER JOIN \"anchors\"" not in fast and fast.count("EPOCH_US(") == 1
+    # other dialects always get the portable plan
+    assert spark.count("INNER JOIN `anchors`") == 1 and "FILTER(WHERE" in spark and "EPOCH_US" not in spark
     out = cq.explain()
     assert "binary_classification" in out and "-- training SQL" in out
     newest = cq.anchors()[-1]

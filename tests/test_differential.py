@@ -90,6 +90,50 @@ def test_labels_match_reference(case: Case) -> None:
     check_labels(case)
 
 
+@settings(max_examples=80, **SETTINGS)
+@given(cases(), st.sampled_from([dt.timedelta(days=1), dt.timedelta(hours=36), dt.timedelta(days=7)]),
+       st.integers(min_value=3, max_value=12))
+def test_labels_on_an_even_grid_of_anchors_match_reference(case: Case, step: dt.timedelta, n: int) -> None:
+    """Evenly spaced anchors take the running-count plan for COUNTs (compiler/running.py): many
+    anchors, whose window edges fall on the generated events (they sit at whole units from the
+    case's anchors)."""
+    from unittest import mock
+
+    from pql.compiler import running
+
+    first = case.anchors[0] - (n // 2) * step
+    with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):  # every eligible COUNT: running counts
+        check_labels(Case(case.graph, case.rows, case.query, [first + k * step for k in range(n)], case.units))
+
+
+COUNT_QUERIES = [
+    "PREDICT COUNT(fact.*, 0, {e}, {u}) FOR EACH ent.ent_id",
+    "PREDICT COUNT(fact.*, 0, {e}, {u}) = 0 FOR EACH ent.ent_id WHERE COUNT(fact.*, -{s}, 0, {u}) > 0",
+    "PREDICT COUNT(fact.ts, -{s}, {e}, {u}) FOR EACH ent.ent_id WHERE COUNT(fact.*, -INF, 0, {u}) >= 2",
+    "PREDICT COUNT(fact.*, {e}, {e2}, {u}) > 1 FOR EACH ent.ent_id WHERE NOT COUNT(fact.*, -{s2}, -1, {u}) = 1",
+]
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(cases(units=[pql.ast.TimeUnit.HOURS, pql.ast.TimeUnit.DAYS, pql.ast.TimeUnit.WEEKS]),
+       st.sampled_from(COUNT_QUERIES), st.sampled_from([1, 2, 3, 7]), st.sampled_from([1, 2, 5]),
+       st.integers(min_value=1, max_value=3), st.integers(min_value=2, max_value=9))
+def test_running_counts_on_an_even_grid_match_reference(case: Case, template: str, s: int, e: int,
+                                                        every: int, n: int) -> None:
+    """COUNT windows at evenly spaced anchors, all as running counts: the steps are whole units,
+    so window edges fall on the generated events, which sit at whole units from the anchors."""
+    from unittest import mock
+
+    from pql.compiler import running
+
+    unit = case.units[0]
+    step = dt.timedelta(seconds=every * unit.exact_seconds)
+    anchors = [case.anchors[0] + (k - n // 2) * step for k in range(n)]
+    query = pql.parse(template.format(s=s, s2=s + 1, e=e, e2=e + 2, u=unit.word))
+    with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):
+        check_labels(Case(case.graph, case.rows, query, anchors, case.units))
+
+
 OPTION_SETS = st.sampled_from([
     {},
     {"timeframe_step": 1},

@@ -27,6 +27,7 @@ from pql.validated import ValidatedQuery
 
 from .aggregations import AGGREGATIONS, AggInput
 from .conditions import Operand, compile_condition
+from .running import AnchorGrid, running_count_select, running_eligible
 from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join,
                        left_join, table_ref)
 from .timeunits import interval_add
@@ -182,9 +183,10 @@ def _member_columns(j: int) -> tuple[str, str]:
 class Planner:
     """Builds the aggregation CTEs (deduplicated structurally) for one validated query."""
 
-    def __init__(self, vq: ValidatedQuery) -> None:
+    def __init__(self, vq: ValidatedQuery, grid: AnchorGrid | None = None) -> None:
         self.vq = vq
         self.graph = vq.graph
+        self.grid = grid  # evenly spaced anchors: COUNTs may use running counts (running.py)
         self._ctes: list[tuple[str, exp.Select]] = []
         self._names: dict[Any, tuple[str, bool]] = {}
         self._groups: dict[Any, _SharedGroup] = {}
@@ -274,6 +276,8 @@ class Planner:
             where.append(cond.expr)
         if dst_valid:
             where.append(self._destination_valid(node))
+        if windowed and running_eligible(nodes, self.graph, self.grid, dst_valid):
+            return self._running(nodes, fk, time_col, where, scope.joins)
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
         projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
         if anchor is not None:
@@ -302,6 +306,17 @@ class Planner:
         for j in joins + scope.joins:
             select = select.join(j)
         return select.where(and_all(where)).group_by(*group)
+
+    def _running(self, nodes: list[ast.Aggregation], fk: exp.Expression, time_col: exp.Expression,
+                 where: list[exp.Expression], joins: list[exp.Join]) -> exp.Select:
+        """The running-count form of a COUNT CTE (same columns as the range-join form)."""
+        own = [[exp.Not(this=exp.Is(this=col(n.column.name, "r"), expression=exp.Null()))]
+               if isinstance(n.column, ast.Column) else [] for n in nodes]
+        if len(nodes) == 1:
+            where, own = where + own[0], [[]]
+        return running_count_select(nodes, source=self._source(nodes[0], nodes), key=fk, time_col=time_col,
+                                    where=where, joins=joins, member_conditions=own,
+                                    names=[_member_columns(j) for j in range(len(nodes))], grid=self.grid)
 
     def _window(self, start: int | None, end: int, unit: ast.TimeUnit, time_col: exp.Expression) -> exp.Expression:
         """§7.1: a + s*u < time <= a + e*u (no lower bound for -INF)."""

@@ -21,6 +21,7 @@ from pql.validated import ValidatedQuery
 from .conditions import CompiledCondition, compile_condition, literal_sql
 from .options import SplitSpec
 from .plan import EntityScope, Planner
+from .running import AnchorGrid
 from .splits import SPLIT_TIME, split_case, static_split_select
 from .sqlbuild import (ANCHOR, ANCHOR_INDEX, ENTITY, SPLIT, TARGET, anchors_cte, and_all, col, cross_join,
                        existence, table_ref)
@@ -72,12 +73,17 @@ class StageBuilder:
     """Builds the statement of each stage for one validated query."""
 
     def __init__(self, vq: ValidatedQuery) -> None:
+        # DuckDB-only plan shapes (running counts) are allowed unless portable SQL is asked for.
+        self.portable = False
         self.vq = vq
         self.graph = vq.graph
         self.entity = self.graph.table(vq.entity_table)
         self.static = vq.kind is QueryKind.STATIC
 
     # -- pieces -----------------------------------------------------------------------------------
+    def _planner(self, anchors: Sequence[dt.datetime | None]) -> Planner:
+        return Planner(self.vq, None if self.portable else AnchorGrid.of(anchors))
+
     def _population(self, *, exists: bool, ids: Sequence[ast.Node] | None = None) -> exp.Select:
         pk = col(self.vq.entity_pk, "e")
         anchor = col(ANCHOR, "a")
@@ -142,7 +148,7 @@ class StageBuilder:
     def _labelled(self, anchors: Sequence[dt.datetime | None], *, extra_time: bool = False
                   ) -> tuple[exp.Select, Planner, exp.Select]:
         """The final SELECT of labelled rows (training/labels), its planner and population."""
-        planner = Planner(self.vq)
+        planner = self._planner(anchors)
         scope = EntityScope(planner)
         where = self._condition(self.vq.query.entity.filter, scope)
         if self.vq.query.assuming is not None:
@@ -179,7 +185,7 @@ class StageBuilder:
     def prediction(self, anchor: dt.datetime | None, horizons: Sequence[dt.datetime] | None = None,
                    entity_filter: ast.Node | None = None) -> exp.Select:
         """ENTITY, ANCHOR_TIMESTAMP at ``anchor`` (§10.5, §10.6); ``horizons``: forecasting anchors."""
-        planner = Planner(self.vq)
+        planner = self._planner([anchor])
         scope = EntityScope(planner)
         ids = self.vq.query.entity.ids
         where: list[exp.Expression] = []

@@ -1,0 +1,222 @@
+"""Running counts: COUNT over evenly spaced anchors without pairing rows with anchors (§11.1).
+
+With anchors ``a_k = a_0 + k*D`` (k = 0..K-1, D an exact duration), the anchors whose window
+``(a + s, a + e]`` holds a row at time ``t`` are one index range ``[lo, hi]``:
+
+    a_k >= t - e  <=>  k >= ceil((t - e - a_0) / D)          (lo, at least 0)
+    a_k <  t - s  <=>  k <= ceil((t - s - a_0) / D) - 1      (hi, at most K - 1; K - 1 for -INF)
+
+so a COUNT at every anchor is a difference array: +1 at ``lo`` and -1 at ``hi + 1``, summed per key
+in index order. The range join instead pairs every row with each anchor whose window holds it (13
+anchors for a 90-day window at a weekly step) and aggregates all those pairs; here the work follows
+the rows and the output. The arithmetic is on integer microseconds, so edges are exact. Months
+are not evenly spaced, and other dialects lack these functions: both keep the range join.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlglot import exp
+
+from pql import ast
+from pql.graph import Graph
+
+from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col
+from .timeunits import add_units, timestamp_literal
+
+__all__ = ["AnchorGrid", "running_eligible", "running_count_select"]
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_US = dt.timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+
+# Internal columns (quoted; none can meet the output columns K, i, v*, n*).
+_IDX, _NEXT, _X = "__pql_k", "__pql_next", "__pql_x"
+
+
+def _ok(j: int) -> str:
+    return f"__pql_ok{j}"
+
+
+def _lo(j: int) -> str:
+    return f"__pql_lo{j}"
+
+
+def _hi(j: int) -> str:
+    return f"__pql_hi{j}"
+
+
+def _delta(j: int) -> str:
+    return f"__pql_d{j}"
+
+
+def _running(j: int) -> str:
+    return f"__pql_c{j}"
+
+
+@dataclass(frozen=True)
+class AnchorGrid:
+    """Anchors ``a0 + k * step`` for k = 0..count-1 (one anchor: any step)."""
+
+    a0: dt.datetime
+    step_us: int
+    count: int
+
+    @classmethod
+    def of(cls, anchors: Sequence[dt.datetime | None]) -> "AnchorGrid | None":
+        """The grid of ``anchors`` (oldest first) if they are evenly spaced naive timestamps."""
+        if not anchors or any(a is None or a.tzinfo is not None for a in anchors):
+            return None
+        us = [(a - _EPOCH) // _US for a in anchors]  # type: ignore[operator]
+        if len(us) == 1:
+            return cls(anchors[0], _DAY_US, 1)  # type: ignore[arg-type]
+        step = us[1] - us[0]
+        if step <= 0 or any(b - a != step for a, b in zip(us, us[1:])):
+            return None
+        return cls(anchors[0], step, len(us))  # type: ignore[arg-type]
+
+    @property
+    def a0_us(self) -> int:
+        return (self.a0 - _EPOCH) // _US
+
+    @property
+    def last(self) -> dt.datetime:
+        return self.a0 + (self.count - 1) * self.step_us * _US
+
+
+# The range join pairs a row with about (window length / anchor step) anchors; the running count
+# costs about two rows per row plus a sort. Below this many pairs per row the join is cheaper
+# (Complete Journey: a 90-day and a 30-day window at a 30-day step pair a row with 4 anchors).
+MIN_PAIRS_PER_ROW = 8
+
+
+def _pairs_per_row(nodes: Sequence[ast.Aggregation], grid: AnchorGrid) -> float:
+    total = 0.0
+    for node in nodes:
+        w = node.window
+        if w is None or w.start is None or w.unit.exact_seconds is None:
+            return float(grid.count)
+        length_us = (w.end - w.start) * w.unit.exact_seconds * 1_000_000
+        total += min(grid.count, length_us / grid.step_us)
+    return total
+
+
+def running_eligible(nodes: Sequence[ast.Aggregation], graph: Graph, grid: AnchorGrid | None,
+                     dst_valid: bool) -> bool:
+    """COUNTs over fixed-length windows whose inline filter reads only the row (no nested
+    aggregation, no end-time column: those depend on the anchor)."""
+    if grid is None or dst_valid:
+        return False
+    for node in nodes:
+        if node.func is not ast.AggFunc.COUNT or node.window is None or node.window.unit.exact_seconds is None:
+            return False
+    if _pairs_per_row(nodes, grid) < MIN_PAIRS_PER_ROW:
+        return False
+    flt = nodes[0].filter
+    for sub in ast.walk(flt):
+        if isinstance(sub, ast.Aggregation):
+            return False
+        if isinstance(sub, ast.Column) and sub.name == graph.table(sub.table).end_time_column:
+            return False
+    return True
+
+
+def _n(value: int) -> exp.Expression:
+    lit = exp.Literal.number(abs(value))
+    return exp.Neg(this=lit) if value < 0 else lit
+
+
+def _ceil_div_positive(num: exp.Expression, step: int) -> exp.Expression:
+    """ceil(num / step) for num > 0, in integers."""
+    return exp.IntDiv(this=exp.Paren(this=exp.Add(this=num, expression=_n(step - 1))), expression=_n(step))
+
+
+def _bounds(window: ast.Window, x: exp.Expression, grid: AnchorGrid) -> tuple[exp.Expression, exp.Expression]:
+    """The anchor index range [lo, hi] of a row at epoch microseconds ``x`` (empty when lo > hi).
+
+    Either end may fall past the last anchor: such points start no run that reaches an anchor."""
+    unit_us = window.unit.exact_seconds * 1_000_000  # type: ignore[operator]
+    y = exp.Paren(this=exp.Sub(this=x.copy(), expression=_n(window.end * unit_us + grid.a0_us)))
+    lo = exp.Case(ifs=[exp.If(this=exp.LTE(this=y.copy(), expression=_n(0)), true=_n(0))],
+                  default=_ceil_div_positive(y, grid.step_us))
+    if window.start is None:
+        return lo, _n(grid.count - 1)
+    z = exp.Paren(this=exp.Sub(this=x.copy(), expression=_n(window.start * unit_us + grid.a0_us)))
+    hi = exp.Case(ifs=[exp.If(this=exp.LTE(this=z.copy(), expression=_n(0)), true=_n(-1))],
+                  default=exp.IntDiv(this=exp.Paren(this=exp.Sub(this=z, expression=_n(1))),
+                                     expression=_n(grid.step_us)))
+    return lo, hi
+
+
+def _window(fn: exp.Expression, key: exp.Expression, idx: exp.Expression) -> exp.Window:
+    return exp.Window(this=fn, partition_by=[key], order=exp.Order(expressions=[exp.Ordered(this=idx)]))
+
+
+def running_count_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, key: exp.Expression,
+                         time_col: exp.Expression, where: list[exp.Expression], joins: list[exp.Join],
+                         member_conditions: list[list[exp.Expression]], names: list[tuple[str, str]],
+                         grid: AnchorGrid) -> exp.Select:
+    """(K, i, v, n per member) for the COUNT ``nodes`` over rows ``source`` (alias r) that pass
+    ``where`` (row-only conditions) and, per member, ``member_conditions`` (e.g. value not NULL)."""
+    x = exp.Anonymous(this="EPOCH_US", expressions=[time_col.copy()])
+    starts = [n.window.start for n in nodes]  # type: ignore[union-attr]
+    unit = nodes[0].window.unit  # type: ignore[union-attr]
+    bounds = [exp.Not(this=exp.Is(this=time_col.copy(), expression=exp.Null()))]
+    if None not in starts:  # rows no window can hold are not read (and Parquet row groups skipped)
+        first = add_units(grid.a0, min(starts), unit)  # type: ignore[type-var, arg-type]
+        bounds.append(exp.GT(this=time_col.copy(), expression=timestamp_literal(first)))
+    newest = add_units(grid.last, max(n.window.end for n in nodes), unit)  # type: ignore[union-attr]
+    bounds.append(exp.LTE(this=time_col.copy(), expression=timestamp_literal(newest)))
+
+    # The rows: key, time in microseconds, and whether each member counts the row.
+    rows = exp.select(exp.alias_(key.copy(), KEY, quoted=True), exp.alias_(x, _X, quoted=True),
+                      *[exp.alias_(and_all(c) if c else exp.true(), _ok(j), quoted=True)
+                        for j, c in enumerate(member_conditions)], copy=False).from_(source, copy=False)
+    for j in joins:
+        rows = rows.join(j, copy=False)
+    rows = rows.where(and_all(where + bounds), copy=False)
+    # Each member's anchor index range.
+    ranges = exp.select(col(KEY), *[col(_ok(j)) for j in range(len(nodes))], copy=False)
+    for j, node in enumerate(nodes):
+        lo, hi = _bounds(node.window, col(_X), grid)  # type: ignore[arg-type]
+        ranges = ranges.select(exp.alias_(lo, _lo(j), quoted=True), exp.alias_(hi, _hi(j), quoted=True), copy=False)
+    ranges = ranges.from_(rows.subquery("r0", copy=False), copy=False)
+    # One row per (row, range end): the index and each member's +1 / -1 (0 for the other members).
+    points: list[exp.Expression] = []
+    deltas: list[list[exp.Expression]] = [[] for _ in nodes]
+    for j in range(len(nodes)):
+        counted = exp.and_(exp.LTE(this=col(_lo(j)), expression=col(_hi(j))), col(_ok(j)))
+        weight = exp.Case(ifs=[exp.If(this=counted, true=_n(1))], default=_n(0))
+        points += [col(_lo(j)), exp.Add(this=col(_hi(j)), expression=_n(1))]
+        for m in range(len(nodes)):
+            deltas[m] += [weight.copy(), exp.Neg(this=exp.Paren(this=weight.copy()))] if m == j else [_n(0), _n(0)]
+    emit = exp.select(col(KEY), exp.alias_(exp.Explode(this=exp.Array(expressions=points)), _IDX, quoted=True),
+                      *[exp.alias_(exp.Explode(this=exp.Array(expressions=d)), _delta(j), quoted=True)
+                        for j, d in enumerate(deltas)], copy=False).from_(ranges.subquery("r1", copy=False), copy=False)
+
+    k, idx = col(KEY), col(_IDX)
+    summed = (exp.select(k.copy(), idx.copy(), *[exp.alias_(exp.Sum(this=col(_delta(j))), _delta(j), quoted=True)
+                                                 for j in range(len(nodes))], copy=False)
+              .from_(emit.subquery("e", copy=False), copy=False).group_by(k.copy(), idx.copy(), copy=False))
+    runs = exp.select(
+        k.copy(), idx.copy(),
+        *[exp.alias_(_window(exp.Sum(this=col(_delta(j))), k, idx), _running(j), quoted=True)
+          for j in range(len(nodes))],
+        exp.alias_(_window(exp.Lead(this=idx.copy(), offset=_n(1), default=_n(grid.count)), k, idx), _NEXT,
+                   quoted=True), copy=False).from_(summed.subquery("s", copy=False), copy=False)
+    nonzero = [exp.NEQ(this=col(_running(j)), expression=_n(0)) for j in range(len(nodes))]
+    any_nonzero = nonzero[0]
+    for cond in nonzero[1:]:
+        any_nonzero = exp.Or(this=any_nonzero, expression=cond)
+    spread = (exp.select(k.copy(), exp.alias_(exp.Explode(this=exp.GenerateSeries(
+        start=idx.copy(), end=col(_NEXT), is_end_exclusive=True)), ANCHOR_INDEX, quoted=True),
+        *[col(_running(j)) for j in range(len(nodes))], copy=False)
+        .from_(runs.subquery("u", copy=False), copy=False).where(any_nonzero, copy=False))
+    out = [k.copy(), col(ANCHOR_INDEX)]
+    for j, (v, n) in enumerate(names):
+        count = exp.cast(col(_running(j)), "BIGINT")
+        out += [exp.alias_(count, v, quoted=True), exp.alias_(count.copy(), n, quoted=True)]
+    return exp.select(*out, copy=False).from_(spread.subquery("w", copy=False), copy=False)
