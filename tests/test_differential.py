@@ -90,19 +90,27 @@ def test_labels_match_reference(case: Case) -> None:
     check_labels(case)
 
 
-@settings(max_examples=80, **SETTINGS)
+# The plans for evenly spaced anchors (compiler/running.py), forced by their thresholds:
+# running counts for COUNTs and expanded rows for the rest; or expanded rows for every aggregation;
+# or the range join for all.
+GRID_PLANS = {"running": {"MIN_PAIRS_PER_ROW": 0, "NESTED_LOOP_MAX": 0},
+              "expanded": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 0},
+              "join": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 10**9}}
+
+
+@settings(max_examples=150, **SETTINGS)
 @given(cases(), st.sampled_from([dt.timedelta(days=1), dt.timedelta(hours=36), dt.timedelta(days=7)]),
-       st.integers(min_value=3, max_value=12))
-def test_labels_on_an_even_grid_of_anchors_match_reference(case: Case, step: dt.timedelta, n: int) -> None:
-    """Evenly spaced anchors take the running-count plan for COUNTs (compiler/running.py): many
-    anchors, whose window edges fall on the generated events (they sit at whole units from the
-    case's anchors)."""
+       st.integers(min_value=3, max_value=12), st.sampled_from(sorted(GRID_PLANS)))
+def test_labels_on_an_even_grid_of_anchors_match_reference(case: Case, step: dt.timedelta, n: int,
+                                                           plan: str) -> None:
+    """Evenly spaced anchors, whose window edges fall on the generated events (they sit at whole
+    units from the case's anchors), under each plan."""
     from unittest import mock
 
     from pql.compiler import running
 
     first = case.anchors[0] - (n // 2) * step
-    with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):  # every eligible COUNT: running counts
+    with mock.patch.multiple(running, **GRID_PLANS[plan]):
         check_labels(Case(case.graph, case.rows, case.query, [first + k * step for k in range(n)], case.units))
 
 
@@ -130,7 +138,7 @@ def test_running_counts_on_an_even_grid_match_reference(case: Case, template: st
     step = dt.timedelta(seconds=every * unit.exact_seconds)
     anchors = [case.anchors[0] + (k - n // 2) * step for k in range(n)]
     query = pql.parse(template.format(s=s, s2=s + 1, e=e, e2=e + 2, u=unit.word))
-    with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):
+    with mock.patch.multiple(running, **GRID_PLANS["running"]):
         check_labels(Case(case.graph, case.rows, query, anchors, case.units))
 
 
@@ -307,3 +315,28 @@ def test_pinned_aggregations_sharing_one_cte_keep_their_own_windows_and_nulls():
     pinned(f"PREDICT SUM(transactions.price, 0, 30) FOR EACH users.user_id {where}", data, [A0], [(1, A0, 5.0)])
     pinned("PREDICT COUNT(transactions.price, 0, 30) FOR EACH users.user_id "
            "WHERE COUNT(transactions.price, -INF, 0) >= 1", data, [A0], [(1, A0, 1), (2, A0, 0)])
+
+
+@pytest.mark.parametrize("plan", sorted(GRID_PLANS))
+def test_pinned_link_destinations_alive_at_each_anchor_of_a_grid(plan):
+    """Link targets at evenly spaced anchors: a destination counts at an anchor only from its start
+    (inclusive) until its end (exclusive); a NULL start never. Compared with the reference."""
+    from unittest import mock
+
+    from pql.compiler import running
+
+    day = dt.timedelta(days=1)
+    anchors = [A0 + k * day for k in range(-3, 4)]
+    items = [item(1), item(2, start=A0 - day), item(3, end=A0), item(4, end=A0 + 2 * day), item(5, start=A0 + day),
+             item(6, start=None), item(7, start=A0 - 2 * day, end=A0 + day),
+             item(8, start=A0 + dt.timedelta(microseconds=1))]
+    txs = [tx(10 * i + k, 1 + k % 2, A0 + (k - 2) * day + (dt.timedelta(hours=5) if k % 3 else dt.timedelta()),
+              item=i) for i in range(1, 9) for k in range(6)]
+    data = rows([user(1), user(2)], txs, items)
+    graph = graph_with(data)
+    query = pql.parse("PREDICT LIST_DISTINCT(transactions.item_id, 0, 3) RANK TOP 5 FOR EACH users.user_id")
+    expected = reference_labels(query, graph, data, anchors)
+    assert len({tuple(r[2]) for r in expected}) >= 4  # the lists do change across the anchors
+    with mock.patch.multiple(running, **GRID_PLANS[plan]):
+        cq = pql.compile(query, graph, database=Database(graph, con=_CON))
+        assert_same_labels(sql_labels(cq, anchors), expected, f"plan {plan}")

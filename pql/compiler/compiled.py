@@ -24,6 +24,7 @@ from pql.validated import ValidatedQuery
 
 from .anchors import TimeRange, prediction_anchor, read_time_range, time_range_sql, training_anchors
 from .options import Options, SplitSpec, invalid, parse_timestamp
+from .running import NESTED_LOOP_MAX
 from .splits import SPLITS, anchor_splits, check_split, default_split
 from .stages import StageBuilder
 from .timeunits import add_units
@@ -37,8 +38,9 @@ STAGES = ("training", "prediction", "labels")
 # aggregate over up to 2^24 groups is several times faster than the general hash aggregate.
 # perfect_ht_threshold: perfect-hash aggregates over (key, anchor index) groups.
 # nested_loop_join_threshold: a window join against up to 16 anchors runs as a nested loop, which
+# (more anchors at an even step take the expanded rows of running.py instead)
 # needs no sort of the fact table (a piecewise merge join sorts it: 2-3x slower on unsorted files).
-DUCKDB_SETTINGS = {"perfect_ht_threshold": 24, "nested_loop_join_threshold": 16}
+DUCKDB_SETTINGS = {"perfect_ht_threshold": 24, "nested_loop_join_threshold": NESTED_LOOP_MAX}
 
 
 def _version() -> str:

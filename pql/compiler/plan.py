@@ -27,7 +27,8 @@ from pql.validated import ValidatedQuery
 
 from .aggregations import AGGREGATIONS, AggInput
 from .conditions import Operand, compile_condition
-from .running import AnchorGrid, running_count_select, running_eligible
+from .running import (EXPANDED, AnchorGrid, Destination, expanded_rows, expansion_eligible, running_count_select,
+                      running_eligible)
 from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join,
                        left_join, table_ref)
 from .timeunits import interval_add
@@ -265,7 +266,15 @@ class Planner:
         time_col = col(table.time_column, "r") if windowed else None
         where: list[exp.Expression] = [exp.Not(this=exp.Is(this=fk.copy(), expression=exp.Null()))]
         joins: list[exp.Join] = []
-        if windowed:
+        running = windowed and running_eligible(nodes, self.graph, self.grid, dst_valid)
+        expand = windowed and not running and expansion_eligible(nodes, self.graph, self.grid)
+        source = self._source(node, nodes)
+        members: list[tuple[str, str]] = []
+        if expand:  # each row repeated at the anchor indexes whose window holds it (running.py)
+            source, members = expanded_rows(nodes, source=source, time_col=time_col, grid=self.grid,
+                                            destination=self._destination(node) if dst_valid else None)
+            anchor = col(EXPANDED, "r")
+        elif windowed:
             starts = [n.window.start for n in nodes]
             start = None if None in starts else min(starts)
             end = max(n.window.end for n in nodes)
@@ -274,9 +283,9 @@ class Planner:
             cond = compile_condition(node.filter, scope)
             where.extend(cond.defined)
             where.append(cond.expr)
-        if dst_valid:
+        if dst_valid and not expand:
             where.append(self._destination_valid(node))
-        if windowed and running_eligible(nodes, self.graph, self.grid, dst_valid):
+        if running:
             return self._running(nodes, fk, time_col, where, scope.joins)
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
         projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
@@ -284,7 +293,10 @@ class Planner:
             projections.append(exp.alias_(anchor.copy(), ANCHOR_INDEX, quoted=True))
         for j, member in enumerate(nodes):
             own: list[exp.Expression] = []
-            if len(nodes) > 1 and windowed:  # the union's join already applies the bounds it shares
+            if members:  # the member's own anchor index range
+                lo, hi = members[j]
+                own.append(exp.Between(this=anchor.copy(), low=col(lo, "r"), high=col(hi, "r")))
+            elif len(nodes) > 1 and windowed:  # the union's join already applies the bounds it shares
                 w = member.window
                 own += self._window_parts(w.start if w.start != start else _SAME, w.end if w.end != end else _SAME,
                                           w.unit, time_col)
@@ -302,7 +314,7 @@ class Planner:
                 value, count = _filtered(value, and_all(own)), _filtered(count, and_all(own))
             v_name, n_name = _member_columns(j)
             projections += [exp.alias_(value, v_name, quoted=True), exp.alias_(count, n_name, quoted=True)]
-        select = exp.select(*projections).from_(self._source(node, nodes))
+        select = exp.select(*projections).from_(source)
         for j in joins + scope.joins:
             select = select.join(j)
         return select.where(and_all(where)).group_by(*group)
@@ -350,6 +362,14 @@ class Planner:
         if windowed:
             on.append(exp.EQ(this=col(ANCHOR_INDEX, "d"), expression=col(ANCHOR_INDEX, "a")))
         return exp.Exists(this=exp.select(exp.Literal.number(1)).from_(table_ref(name, "d")).where(and_all(on)))
+
+    def _destination(self, node: ast.Aggregation) -> Destination:
+        """The link target's destination table, joined on its key, for the expanded rows' §7.5 check."""
+        assert isinstance(node.column, ast.Column)
+        dst = self.graph.table(self.graph.foreign_key(node.table, node.column.name).dst_table)
+        on = exp.EQ(this=col(dst.primary_key, "d"), expression=col(node.column.name, "r"))
+        return Destination(table_ref(dst.name, "d"), on, col(dst.time_column, "d") if dst.time_column else None,
+                           col(dst.end_time_column, "d") if dst.end_time_column else None)
 
     def _valid_destinations(self, table: str, windowed: bool) -> str:
         key = ("valid", table, windowed)
