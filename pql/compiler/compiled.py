@@ -2,7 +2,7 @@
 
 Nothing touches data until a method needs it. The anchors come from one min/max statement over the
 target tables; each output table is then one statement over all anchors. Every statement is built
-as a sqlglot tree, rendered once, re-parsed to check it is exactly one statement, and executed.
+as a sqlglot tree, rendered once, split by DuckDB's parser to check it is exactly one statement, and executed.
 """
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ STAGES = ("training", "prediction", "labels")
 # nested_loop_join_threshold: a window join against up to 16 anchors runs as a nested loop, which
 # (more anchors at an even step take the expanded rows of running.py instead)
 # needs no sort of the fact table (a piecewise merge join sorts it: 2-3x slower on unsorted files).
-DUCKDB_SETTINGS = {"perfect_ht_threshold": 24, "nested_loop_join_threshold": NESTED_LOOP_MAX}
+# disabled_optimizers: our statements are written in join order already (population, then each
+# aggregation CTE on (key, anchor index)); DuckDB's reordering, blind to the cardinality of expanded
+# rows, could pair two aggregation CTEs on the key alone (hundreds of millions of rows).
+DUCKDB_SETTINGS = {"perfect_ht_threshold": 24, "nested_loop_join_threshold": NESTED_LOOP_MAX,
+                   "disabled_optimizers": "join_order"}
 
 
 def _version() -> str:
@@ -139,10 +143,12 @@ class CompiledQuery:
 
     def _execute(self, select: exp.Expression, *, check: bool = True) -> pa.Table:
         text = select.sql(dialect="duckdb")
-        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
-        if len(statements) != 1:  # defence in depth (§11.2): never more than the one statement built
-            raise PQLInternalError(f"internal error, please report: generated SQL holds {len(statements)} statements")
         con = self._db(check=check).con
+        # defence in depth (§11.2): never more than the one statement built, as the engine's own
+        # parser splits the text (sqlglot's would take longer than the label query on small data)
+        statements = con.extract_statements(text)
+        if len(statements) != 1:
+            raise PQLInternalError(f"internal error, please report: generated SQL holds {len(statements)} statements")
         try:
             with _settings(con, DUCKDB_SETTINGS):
                 relation = con.sql(text)

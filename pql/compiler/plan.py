@@ -27,8 +27,8 @@ from pql.validated import ValidatedQuery
 
 from .aggregations import AGGREGATIONS, AggInput
 from .conditions import Operand, compile_condition
-from .running import (EXPANDED, AnchorGrid, Destination, expanded_rows, expansion_eligible, running_count_select,
-                      running_eligible)
+from .running import (EXPANDED, AnchorGrid, Destination, expanded_rows, expansion_eligible, member_ranges,
+                      running_count_select, running_eligible)
 from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join,
                        left_join, table_ref)
 from .timeunits import interval_add
@@ -268,11 +268,8 @@ class Planner:
         joins: list[exp.Join] = []
         running = windowed and running_eligible(nodes, self.graph, self.grid, dst_valid)
         expand = windowed and not running and expansion_eligible(nodes, self.graph, self.grid)
-        source = self._source(node, nodes)
-        members: list[tuple[str, str]] = []
+        members = member_ranges(nodes) if expand else []
         if expand:  # each row repeated at the anchor indexes whose window holds it (running.py)
-            source, members = expanded_rows(nodes, source=source, time_col=time_col, grid=self.grid,
-                                            destination=self._destination(node) if dst_valid else None)
             anchor = col(EXPANDED, "r")
         elif windowed:
             starts = [n.window.start for n in nodes]
@@ -314,10 +311,17 @@ class Planner:
                 value, count = _filtered(value, and_all(own)), _filtered(count, and_all(own))
             v_name, n_name = _member_columns(j)
             projections += [exp.alias_(value, v_name, quoted=True), exp.alias_(count, n_name, quoted=True)]
-        select = exp.select(*projections).from_(source)
+        select = exp.select(*projections)
         for j in joins + scope.joins:
             select = select.join(j)
-        return select.where(and_all(where)).group_by(*group)
+        select = select.where(and_all(where)).group_by(*group)
+        source = self._source(node, nodes)
+        if expand:
+            internal = {EXPANDED} | {name for pair in members for name in pair}
+            read = sorted({c.name for c in select.find_all(exp.Column) if c.table == "r"} - internal)
+            source = expanded_rows(nodes, source=source, columns=read, time_col=time_col, grid=self.grid,
+                                   destination=self._destination(node) if dst_valid else None)
+        return select.from_(source)
 
     def _running(self, nodes: list[ast.Aggregation], fk: exp.Expression, time_col: exp.Expression,
                  where: list[exp.Expression], joins: list[exp.Join]) -> exp.Select:

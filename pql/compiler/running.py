@@ -27,7 +27,7 @@ from pql.graph import Graph
 from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col
 from .timeunits import add_units, timestamp_literal
 
-__all__ = ["AnchorGrid", "Destination", "EXPANDED", "NESTED_LOOP_MAX", "expanded_rows", "expansion_eligible",
+__all__ = ["AnchorGrid", "Destination", "EXPANDED", "NESTED_LOOP_MAX", "expanded_rows", "expansion_eligible", "member_ranges",
            "running_eligible", "running_count_select"]
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -200,8 +200,8 @@ def running_count_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expres
     any_nonzero = nonzero[0]
     for cond in nonzero[1:]:
         any_nonzero = exp.Or(this=any_nonzero, expression=cond)
-    spread = (exp.select(k.copy(), exp.alias_(exp.Explode(this=exp.GenerateSeries(
-        start=idx.copy(), end=col(_NEXT), is_end_exclusive=True)), ANCHOR_INDEX, quoted=True),
+    spread = (exp.select(k.copy(), exp.alias_(exp.cast(exp.Explode(this=exp.GenerateSeries(
+        start=idx.copy(), end=col(_NEXT), is_end_exclusive=True)), "INT"), ANCHOR_INDEX, quoted=True),
         *[col(_running(j)) for j in range(len(nodes))], copy=False)
         .from_(runs.subquery("u", copy=False), copy=False).where(any_nonzero, copy=False))
     out = [k.copy(), col(ANCHOR_INDEX)]
@@ -276,12 +276,17 @@ def _fold(cls: type, items: list[exp.Expression]) -> exp.Expression:
     return items[0] if len(items) == 1 else cls(this=items[0], expressions=items[1:])
 
 
-def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, time_col: exp.Expression,
-                  grid: AnchorGrid, destination: Destination | None) -> tuple[exp.Subquery, list[tuple[str, str]]]:
+def member_ranges(nodes: Sequence[ast.Aggregation]) -> list[tuple[str, str]]:
+    """The columns of each member's own anchor index range in the expanded rows (several members)."""
+    return [(_lo(j), _hi(j)) for j in range(len(nodes))] if len(nodes) > 1 else []
+
+
+def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, columns: Sequence[str],
+                  time_col: exp.Expression, grid: AnchorGrid, destination: Destination | None) -> exp.Subquery:
     """The rows of ``source`` (alias r), each repeated once per anchor whose window (of any member)
-    holds it, as the subquery ``r`` with every source column plus the anchor index ``__pql_i``;
-    and per member, the columns of its own index range (for several members). With a
-    ``destination``, only anchors at which the row's destination is alive are kept (§7.5)."""
+    holds it, as the subquery ``r`` with the source's ``columns``, the anchor index ``__pql_i`` and
+    the member ranges of :func:`member_ranges`. With a ``destination``, only anchors at which the
+    row's destination is alive are kept (§7.5). Only the columns read later are repeated."""
     x = exp.Anonymous(this="EPOCH_US", expressions=[time_col.copy()])
     ranges = [_bounds(n.window, x, grid) for n in nodes]  # type: ignore[arg-type]
     lo = _fold(exp.Least, [r[0] for r in ranges])
@@ -293,14 +298,11 @@ def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, t
             los.append(_alive_from(destination.start, grid))
         if destination.end is not None:
             his.append(_alive_until(destination.end, grid))
-    projections: list[exp.Expression] = [exp.Column(this=exp.Star(), table=exp.to_identifier("r")),
-                                         exp.alias_(_fold(exp.Greatest, los), _lo(), quoted=True),
-                                         exp.alias_(_fold(exp.Least, his), _hi(), quoted=True)]
-    members: list[tuple[str, str]] = []
-    if len(nodes) > 1:
-        for j, (mlo, mhi) in enumerate(ranges):
-            projections += [exp.alias_(mlo, _lo(j), quoted=True), exp.alias_(mhi, _hi(j), quoted=True)]
-            members.append((_lo(j), _hi(j)))
+    projections: list[exp.Expression] = [col(c, "r") for c in columns]
+    projections += [exp.alias_(_fold(exp.Greatest, los), _lo(), quoted=True),
+                    exp.alias_(_fold(exp.Least, his), _hi(), quoted=True)]
+    for (mlo, mhi), (lo_name, hi_name) in zip(ranges, member_ranges(nodes)):
+        projections += [exp.alias_(mlo, lo_name, quoted=True), exp.alias_(mhi, hi_name, quoted=True)]
     starts = [n.window.start for n in nodes]  # type: ignore[union-attr]
     unit = nodes[0].window.unit  # type: ignore[union-attr]
     bounds = [exp.Not(this=exp.Is(this=time_col.copy(), expression=exp.Null()))]
@@ -313,9 +315,11 @@ def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, t
     if destination is not None:
         ranged = ranged.join(exp.Join(this=destination.table, on=destination.on, kind="INNER"), copy=False)
     ranged = ranged.where(and_all(bounds), copy=False)
-    spread = (exp.select(exp.Star(), exp.alias_(exp.Explode(this=exp.GenerateSeries(
-        start=col(_lo()), end=exp.Add(this=col(_hi()), expression=_n(1)), is_end_exclusive=True)), EXPANDED,
-        quoted=True), copy=False)
+    kept = [col(c) for c in columns] + [col(n) for pair in member_ranges(nodes) for n in pair]
+    # INT like the anchors' index, so joins on (key, index) stay hash joins on both columns
+    index = exp.cast(exp.Explode(this=exp.GenerateSeries(
+        start=col(_lo()), end=exp.Add(this=col(_hi()), expression=_n(1)), is_end_exclusive=True)), "INT")
+    spread = (exp.select(*kept, exp.alias_(index, EXPANDED, quoted=True), copy=False)
         .from_(ranged.subquery("r", copy=False), copy=False)
         .where(exp.LTE(this=col(_lo()), expression=col(_hi())), copy=False))
-    return spread.subquery("r", copy=False), members
+    return spread.subquery("r", copy=False)
