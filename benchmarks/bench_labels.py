@@ -186,6 +186,22 @@ def _preload() -> None:
     import pyarrow.parquet  # noqa: F401
 
 
+def _best_of(run: Callable[[], Any]) -> tuple[Any, Cost]:
+    """Run the label query once, or, when one run takes under 2 s (small data, where a busy
+    machine's noise is as large as the figure), five times; the fastest run's Cost. The peak
+    memory is the process's either way."""
+    best: Cost | None = None
+    for attempt in range(5):
+        clock = _Clock()
+        result = run()
+        cost = clock.cost()
+        best = cost if best is None or cost.wall < best.wall else best
+        if attempt == 0 and cost.wall >= 2.0:
+            break
+    assert best is not None
+    return result, best
+
+
 def pql_job(graph_path: str, query: str, options: dict, out: str, at: list[datetime] | None = None
             ) -> tuple[list[datetime], int, Cost, Cost, dict[str, float]]:
     """Load the graph, compile, compute anchors and the training table (the cold cost), then
@@ -222,9 +238,7 @@ def pql_job(graph_path: str, query: str, options: dict, out: str, at: list[datet
     lap("table (first, with load checks)")
     cold = clock.cost()
     del table
-    again = _Clock()
-    table = build()
-    query_cost = again.cost()
+    table, query_cost = _best_of(build)
     lap("table again")
     pq.write_table(table, out)
     return anchors, table.num_rows, cold, query_cost, phases
@@ -246,14 +260,15 @@ def baseline_job(data_dir: str, dataset: str, task: str, anchors: list[datetime]
     import pyarrow.parquet as pq
 
     _preload()
-    con = _connect(data_dir, dataset)
-    clock = _Clock()  # the label queries only: connecting and the views are not timed
-    if per_anchor:
-        sql = _PER_ANCHOR + _BODIES[task]
-        table = pa.concat_tables([con.sql(sql, params={"a": a}).to_arrow_table() for a in anchors])
-    else:
-        table = con.sql(_ALL_ANCHORS + _BODIES[task], params={"anchors": anchors}).to_arrow_table()
-    cost = clock.cost()
+    con = _connect(data_dir, dataset)  # connecting and the views are not timed
+
+    def run() -> Any:
+        if per_anchor:
+            sql = _PER_ANCHOR + _BODIES[task]
+            return pa.concat_tables([con.sql(sql, params={"a": a}).to_arrow_table() for a in anchors])
+        return con.sql(_ALL_ANCHORS + _BODIES[task], params={"anchors": anchors}).to_arrow_table()
+
+    table, cost = _best_of(run)
     pq.write_table(table, out)
     return table.num_rows, cost
 
@@ -324,7 +339,8 @@ LEGEND = """pql cold s: a fresh process from graph.toml to the first training ta
   anchors, the §6.6 load checks, the label query). pql s / pql cpu: the label query alone (the
   table built again in that process); pql MB: the process's peak. base s / base cpu: the baseline's
   label queries alone (one per anchor, or one over all anchors), after connecting; base MB: its
-  process's peak. base/pql and cpu ratio compare the label queries."""
+  process's peak. base/pql and cpu ratio compare the label queries. A query that runs in under 2 s
+  is run 5 times on each side and the fastest run counts."""
 
 
 def print_table(rows: list[Row]) -> None:
