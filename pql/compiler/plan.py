@@ -184,10 +184,11 @@ def _member_columns(j: int) -> tuple[str, str]:
 class Planner:
     """Builds the aggregation CTEs (deduplicated structurally) for one validated query."""
 
-    def __init__(self, vq: ValidatedQuery, grid: AnchorGrid | None = None) -> None:
+    def __init__(self, vq: ValidatedQuery, grid: AnchorGrid | None = None, *, portable: bool = False) -> None:
         self.vq = vq
         self.graph = vq.graph
         self.grid = grid  # evenly spaced anchors: COUNTs may use running counts (running.py)
+        self.portable = portable  # SQL for another engine: no DuckDB-only forms
         self._ctes: list[tuple[str, exp.Select]] = []
         self._names: dict[Any, tuple[str, bool]] = {}
         self._groups: dict[Any, _SharedGroup] = {}
@@ -303,7 +304,7 @@ class Planner:
                 own.append(exp.Not(this=exp.Is(this=value_col.copy(), expression=exp.Null())))
             dtype = self.column_dtype(member.column)
             value = AGGREGATIONS[member.func].build(
-                AggInput(value_col, self._order(member), bool(dtype and dtype.is_list), dtype))
+                AggInput(value_col, self._order(member), bool(dtype and dtype.is_list), dtype, not self.portable))
             count: exp.Expression = exp.Count(this=exp.Star())
             if len(nodes) == 1:
                 where.extend(own)

@@ -82,7 +82,7 @@ class StageBuilder:
 
     # -- pieces -----------------------------------------------------------------------------------
     def _planner(self, anchors: Sequence[dt.datetime | None]) -> Planner:
-        return Planner(self.vq, None if self.portable else AnchorGrid.of(anchors))
+        return Planner(self.vq, None if self.portable else AnchorGrid.of(anchors), portable=self.portable)
 
     def _population(self, *, exists: bool, ids: Sequence[ast.Node] | None = None) -> exp.Select:
         pk = col(self.vq.entity_pk, "e")
