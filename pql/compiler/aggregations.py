@@ -27,7 +27,6 @@ class AggInput:
     order: exp.Expression  # time, or (time, pk[, row number]) as a tuple: the FIRST/LAST order
     is_list: bool  # list input: LIST_DISTINCT flattens it
     dtype: Dtype | None  # the column's dtype (None for t.*)
-    native: bool = False  # DuckDB-only forms allowed (the statement pql runs, not portable SQL)
 
 
 _SQL_TYPES = {
@@ -49,9 +48,6 @@ def _numeric(expr: exp.Expression, dtype: Dtype | None) -> exp.Expression:
 
 
 def _list_distinct(i: AggInput) -> exp.Expression:
-    if i.native and not i.is_list:  # DuckDB: one sorted, distinct aggregate (no list functions after it)
-        ordered = exp.Order(this=exp.Distinct(expressions=[i.value]), expressions=[exp.Ordered(this=i.value.copy())])
-        return exp.ArrayAgg(this=ordered)
     collected: exp.Expression = exp.ArrayAgg(this=i.value)
     if i.is_list:
         collected = exp.Flatten(this=collected)

@@ -304,7 +304,7 @@ class Planner:
                 own.append(exp.Not(this=exp.Is(this=value_col.copy(), expression=exp.Null())))
             dtype = self.column_dtype(member.column)
             value = AGGREGATIONS[member.func].build(
-                AggInput(value_col, self._order(member), bool(dtype and dtype.is_list), dtype, not self.portable))
+                AggInput(value_col, self._order(member), bool(dtype and dtype.is_list), dtype))
             count: exp.Expression = exp.Count(this=exp.Star())
             if len(nodes) == 1:
                 where.extend(own)
