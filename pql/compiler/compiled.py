@@ -108,6 +108,7 @@ class CompiledQuery:
         self._checked = False
         self._entity_filter = entity_filter
         self._builder = StageBuilder(vq)
+        self._texts: dict[tuple[str, str], str] = {}  # the DuckDB text of each stage run, built once
         self._split = options.get("split") or default_split(vq)
         self._add_warnings(check_split(self._split, vq))
 
@@ -141,8 +142,16 @@ class CompiledQuery:
             self._checked = True
         return self._database
 
-    def _execute(self, select: exp.Expression, *, check: bool = True) -> pa.Table:
-        text = select.sql(dialect="duckdb")
+    def _stage_text(self, stage: str, **kwargs: Any) -> str:
+        """The DuckDB text of a stage's statement, built once per stage and arguments (a query
+        compiled once and run again, as in a session, skips building and rendering it)."""
+        key = (stage, repr(sorted(kwargs.items())))
+        if key not in self._texts:
+            self._texts[key] = self.statement(stage, **kwargs).sql(dialect="duckdb")
+        return self._texts[key]
+
+    def _execute(self, select: exp.Expression | str, *, check: bool = True) -> pa.Table:
+        text = select if isinstance(select, str) else select.sql(dialect="duckdb")
         con = self._db(check=check).con
         # defence in depth (§11.2): never more than the one statement built, as the engine's own
         # parser splits the text (sqlglot's would take longer than the label query on small data)
@@ -263,7 +272,7 @@ class CompiledQuery:
     # -- tables ---------------------------------------------------------------------------------------
     def training_table(self) -> pa.Table:
         """ENTITY, ANCHOR_TIMESTAMP, TARGET, SPLIT over every training anchor (E605 on an empty split)."""
-        table = self._execute(self.statement("training"))
+        table = self._execute(self._stage_text("training"))
         counts = {s: 0 for s in SPLITS}
         if table.num_rows:
             for row in pc.value_counts(table.column("SPLIT")).to_pylist():
@@ -276,11 +285,11 @@ class CompiledQuery:
 
     def labels(self, anchor_times: Sequence[Any]) -> pa.Table:
         """ENTITY, ANCHOR_TIMESTAMP, TARGET for exactly ``anchor_times`` (ASSUMING applied, no SPLIT)."""
-        return self._execute(self.statement("labels", anchors=list(anchor_times)))
+        return self._execute(self._stage_text("labels", anchors=list(anchor_times)))
 
     def prediction_table(self, anchor_time: Any = None) -> pa.Table:
         """ENTITY, ANCHOR_TIMESTAMP of the rows to predict (§10.5, §10.6); W114 for unknown X1 ids."""
-        table = self._execute(self.statement("prediction", anchor_time=anchor_time))
+        table = self._execute(self._stage_text("prediction", anchor_time=anchor_time))
         ids = self.validated.query.entity.ids
         if ids is not None:
             found = set(table.column("ENTITY").to_pylist())
