@@ -118,26 +118,50 @@ def _n(value: int) -> exp.Expression:
     return exp.Neg(this=lit) if value < 0 else lit
 
 
-def _ceil_div_positive(num: exp.Expression, step: int) -> exp.Expression:
-    """ceil(num / step) for num > 0, in integers."""
-    return exp.IntDiv(this=exp.Paren(this=exp.Add(this=num, expression=_n(step - 1))), expression=_n(step))
+def _epoch_us(ts: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this="EPOCH_US", expressions=[ts.copy()])
+
+
+def _first_from(delta: exp.Expression, step: int) -> exp.Expression:
+    """The first k >= 0 with ``delta <= k * step`` (delta: microseconds after a0)."""
+    d = exp.Paren(this=delta)
+    return exp.Case(ifs=[exp.If(this=exp.LTE(this=d.copy(), expression=_n(0)), true=_n(0))],
+                    default=exp.IntDiv(this=exp.Paren(this=exp.Add(this=d, expression=_n(step - 1))),
+                                       expression=_n(step)))
+
+
+def _last_before(delta: exp.Expression, step: int) -> exp.Expression:
+    """The last k with ``k * step < delta`` (-1 when there is none)."""
+    d = exp.Paren(this=delta)
+    return exp.Case(ifs=[exp.If(this=exp.LTE(this=d.copy(), expression=_n(0)), true=_n(-1))],
+                    default=exp.IntDiv(this=exp.Paren(this=exp.Sub(this=d, expression=_n(1))),
+                                       expression=_n(step)))
 
 
 def _bounds(window: ast.Window, x: exp.Expression, grid: AnchorGrid) -> tuple[exp.Expression, exp.Expression]:
-    """The anchor index range [lo, hi] of a row at epoch microseconds ``x`` (empty when lo > hi).
+    """The anchor index range [lo, hi] of a row at epoch microseconds ``x`` (empty when lo > hi):
+    a_k >= t - e for lo, a_k < t - s for hi.
 
     Either end may fall past the last anchor: such points start no run that reaches an anchor."""
     unit_us = window.unit.exact_seconds * 1_000_000  # type: ignore[operator]
-    y = exp.Paren(this=exp.Sub(this=x.copy(), expression=_n(window.end * unit_us + grid.a0_us)))
-    lo = exp.Case(ifs=[exp.If(this=exp.LTE(this=y.copy(), expression=_n(0)), true=_n(0))],
-                  default=_ceil_div_positive(y, grid.step_us))
+    lo = _first_from(exp.Sub(this=x.copy(), expression=_n(window.end * unit_us + grid.a0_us)), grid.step_us)
     if window.start is None:
         return lo, _n(grid.count - 1)
-    z = exp.Paren(this=exp.Sub(this=x.copy(), expression=_n(window.start * unit_us + grid.a0_us)))
-    hi = exp.Case(ifs=[exp.If(this=exp.LTE(this=z.copy(), expression=_n(0)), true=_n(-1))],
-                  default=exp.IntDiv(this=exp.Paren(this=exp.Sub(this=z, expression=_n(1))),
-                                     expression=_n(grid.step_us)))
+    hi = _last_before(exp.Sub(this=x.copy(), expression=_n(window.start * unit_us + grid.a0_us)), grid.step_us)
     return lo, hi
+
+
+def _time_bounds(nodes: Sequence[ast.Aggregation], time_col: exp.Expression, grid: AnchorGrid) -> list[exp.Expression]:
+    """Rows no member's window can hold at any anchor are not read (and Parquet row groups skipped)."""
+    starts = [n.window.start for n in nodes]  # type: ignore[union-attr]
+    unit = nodes[0].window.unit  # type: ignore[union-attr]
+    bounds: list[exp.Expression] = [exp.Not(this=exp.Is(this=time_col.copy(), expression=exp.Null()))]
+    if None not in starts:
+        first = add_units(grid.a0, min(starts), unit)  # type: ignore[type-var, arg-type]
+        bounds.append(exp.GT(this=time_col.copy(), expression=timestamp_literal(first)))
+    newest = add_units(grid.last, max(n.window.end for n in nodes), unit)  # type: ignore[union-attr]
+    bounds.append(exp.LTE(this=time_col.copy(), expression=timestamp_literal(newest)))
+    return bounds
 
 
 def _window(fn: exp.Expression, key: exp.Expression, idx: exp.Expression) -> exp.Window:
@@ -150,15 +174,8 @@ def running_count_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expres
                          grid: AnchorGrid) -> exp.Select:
     """(K, i, v, n per member) for the COUNT ``nodes`` over rows ``source`` (alias r) that pass
     ``where`` (row-only conditions) and, per member, ``member_conditions`` (e.g. value not NULL)."""
-    x = exp.Anonymous(this="EPOCH_US", expressions=[time_col.copy()])
-    starts = [n.window.start for n in nodes]  # type: ignore[union-attr]
-    unit = nodes[0].window.unit  # type: ignore[union-attr]
-    bounds = [exp.Not(this=exp.Is(this=time_col.copy(), expression=exp.Null()))]
-    if None not in starts:  # rows no window can hold are not read (and Parquet row groups skipped)
-        first = add_units(grid.a0, min(starts), unit)  # type: ignore[type-var, arg-type]
-        bounds.append(exp.GT(this=time_col.copy(), expression=timestamp_literal(first)))
-    newest = add_units(grid.last, max(n.window.end for n in nodes), unit)  # type: ignore[union-attr]
-    bounds.append(exp.LTE(this=time_col.copy(), expression=timestamp_literal(newest)))
+    x = _epoch_us(time_col)
+    bounds = _time_bounds(nodes, time_col, grid)
 
     # The rows: key, time in microseconds, and whether each member counts the row.
     rows = exp.select(exp.alias_(key.copy(), KEY, quoted=True), exp.alias_(x, _X, quoted=True),
@@ -258,18 +275,16 @@ class Destination:
 
 def _alive_from(start: exp.Expression, grid: AnchorGrid) -> exp.Expression:
     """The first anchor index with ``start <= a_k`` (none when start is NULL)."""
-    y = exp.Paren(this=exp.Sub(this=exp.Anonymous(this="EPOCH_US", expressions=[start.copy()]), expression=_n(grid.a0_us)))
-    return exp.Case(ifs=[exp.If(this=exp.Is(this=start.copy(), expression=exp.Null()), true=_n(grid.count)),
-                         exp.If(this=exp.LTE(this=y.copy(), expression=_n(0)), true=_n(0))],
-                    default=_ceil_div_positive(y, grid.step_us))
+    first = _first_from(exp.Sub(this=_epoch_us(start), expression=_n(grid.a0_us)), grid.step_us)
+    return exp.Case(ifs=[exp.If(this=exp.Is(this=start.copy(), expression=exp.Null()), true=_n(grid.count))],
+                    default=first)
 
 
 def _alive_until(end: exp.Expression, grid: AnchorGrid) -> exp.Expression:
     """The last anchor index with ``end > a_k`` (every anchor when end is NULL)."""
-    z = exp.Paren(this=exp.Sub(this=exp.Anonymous(this="EPOCH_US", expressions=[end.copy()]), expression=_n(grid.a0_us)))
-    return exp.Case(ifs=[exp.If(this=exp.Is(this=end.copy(), expression=exp.Null()), true=_n(grid.count - 1)),
-                         exp.If(this=exp.LTE(this=z.copy(), expression=_n(0)), true=_n(-1))],
-                    default=exp.IntDiv(this=exp.Paren(this=exp.Sub(this=z, expression=_n(1))), expression=_n(grid.step_us)))
+    last = _last_before(exp.Sub(this=_epoch_us(end), expression=_n(grid.a0_us)), grid.step_us)
+    return exp.Case(ifs=[exp.If(this=exp.Is(this=end.copy(), expression=exp.Null()), true=_n(grid.count - 1))],
+                    default=last)
 
 
 def _fold(cls: type, items: list[exp.Expression]) -> exp.Expression:
@@ -287,7 +302,7 @@ def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, c
     holds it, as the subquery ``r`` with the source's ``columns``, the anchor index ``__pql_i`` and
     the member ranges of :func:`member_ranges`. With a ``destination``, only anchors at which the
     row's destination is alive are kept (§7.5). Only the columns read later are repeated."""
-    x = exp.Anonymous(this="EPOCH_US", expressions=[time_col.copy()])
+    x = _epoch_us(time_col)
     ranges = [_bounds(n.window, x, grid) for n in nodes]  # type: ignore[arg-type]
     lo = _fold(exp.Least, [r[0] for r in ranges])
     hi = _fold(exp.Greatest, [r[1] for r in ranges])
@@ -303,14 +318,7 @@ def expanded_rows(nodes: Sequence[ast.Aggregation], *, source: exp.Expression, c
                     exp.alias_(_fold(exp.Least, his), _hi(), quoted=True)]
     for (mlo, mhi), (lo_name, hi_name) in zip(ranges, member_ranges(nodes)):
         projections += [exp.alias_(mlo, lo_name, quoted=True), exp.alias_(mhi, hi_name, quoted=True)]
-    starts = [n.window.start for n in nodes]  # type: ignore[union-attr]
-    unit = nodes[0].window.unit  # type: ignore[union-attr]
-    bounds = [exp.Not(this=exp.Is(this=time_col.copy(), expression=exp.Null()))]
-    if None not in starts:
-        first = add_units(grid.a0, min(starts), unit)  # type: ignore[type-var, arg-type]
-        bounds.append(exp.GT(this=time_col.copy(), expression=timestamp_literal(first)))
-    newest = add_units(grid.last, max(n.window.end for n in nodes), unit)  # type: ignore[union-attr]
-    bounds.append(exp.LTE(this=time_col.copy(), expression=timestamp_literal(newest)))
+    bounds = _time_bounds(nodes, time_col, grid)
     ranged = exp.select(*projections, copy=False).from_(source, copy=False)
     if destination is not None:
         ranged = ranged.join(exp.Join(this=destination.table, on=destination.on, kind="INNER"), copy=False)
