@@ -445,13 +445,17 @@ def test_sql_header_single_statement_and_explain():
     import sqlglot
 
     assert len(sqlglot.parse(text, read="duckdb")) == 1
-    # 3 anchors a week apart pair each row with at most 6 anchors: both windows of transactions
-    # share one range join (their union), none is per anchor
-    assert text.count("INNER JOIN \"anchors\"") == 1 and "FILTER(WHERE" in text and "EPOCH_US" not in text
+    # 3 anchors a week apart: both windows of transactions share one CTE of per-bucket counts
+    # (each row read once, one bucket number, no join to the anchors), each with its FILTER
+    assert "INNER JOIN \"anchors\"" not in text and text.count("EPOCH_US(") == 1 and "FILTER(WHERE" in text
     from unittest import mock
 
-    from pql.compiler import running
+    from pql.compiler import plan, running
 
+    with mock.patch.object(plan, "bucket_eligible", return_value=False):
+        # or one range join on the union of the windows, none per anchor
+        joined = cq.sql("training")
+    assert joined.count("INNER JOIN \"anchors\"") == 1 and "FILTER(WHERE" in joined and "EPOCH_US" not in joined
     with mock.patch.object(running, "MIN_PAIRS_PER_ROW", 0):  # as with many anchors per row
         fast = cq.sql("training")
         spark = cq.sql("training", dialect="spark")

@@ -8,6 +8,7 @@ reproducible. Mismatches found while building this are pinned below as explicit 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from typing import Any
@@ -93,9 +94,28 @@ def test_labels_match_reference(case: Case) -> None:
 # The plans for evenly spaced anchors (compiler/running.py), forced by their thresholds:
 # running counts for COUNTs and expanded rows for the rest; or expanded rows for every aggregation;
 # or the range join for all.
+# Each plan a CTE over evenly spaced anchors can take, forced by its thresholds; the buckets are
+# the default below NESTED_LOOP_MAX anchors for COUNT/SUM/MIN/MAX, so "join" switches them off.
 GRID_PLANS = {"running": {"MIN_PAIRS_PER_ROW": 0, "NESTED_LOOP_MAX": 0},
               "expanded": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 0},
-              "join": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 10**9}}
+              "bucketed": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 10**9},
+              "join": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 10**9, "buckets": False}}
+
+
+@contextlib.contextmanager
+def grid_plan(name: str):
+    """Force the plan ``name`` of GRID_PLANS on every CTE that can take it."""
+    from unittest import mock
+
+    from pql.compiler import plan, running
+
+    thresholds = dict(GRID_PLANS[name])
+    buckets = thresholds.pop("buckets", True)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.multiple(running, **thresholds))
+        if not buckets:
+            stack.enter_context(mock.patch.object(plan, "bucket_eligible", return_value=False))
+        yield
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -105,12 +125,8 @@ def test_labels_on_an_even_grid_of_anchors_match_reference(case: Case, step: dt.
                                                            plan: str) -> None:
     """Evenly spaced anchors, whose window edges fall on the generated events (they sit at whole
     units from the case's anchors), under each plan."""
-    from unittest import mock
-
-    from pql.compiler import running
-
     first = case.anchors[0] - (n // 2) * step
-    with mock.patch.multiple(running, **GRID_PLANS[plan]):
+    with grid_plan(plan):
         check_labels(Case(case.graph, case.rows, case.query, [first + k * step for k in range(n)], case.units))
 
 
@@ -130,16 +146,71 @@ def test_running_counts_on_an_even_grid_match_reference(case: Case, template: st
                                                         every: int, n: int) -> None:
     """COUNT windows at evenly spaced anchors, all as running counts: the steps are whole units,
     so window edges fall on the generated events, which sit at whole units from the anchors."""
-    from unittest import mock
-
-    from pql.compiler import running
-
     unit = case.units[0]
     step = dt.timedelta(seconds=every * unit.exact_seconds)
     anchors = [case.anchors[0] + (k - n // 2) * step for k in range(n)]
     query = pql.parse(template.format(s=s, s2=s + 1, e=e, e2=e + 2, u=unit.word))
-    with mock.patch.multiple(running, **GRID_PLANS["running"]):
+    with grid_plan("running"):
         check_labels(Case(case.graph, case.rows, query, anchors, case.units))
+
+
+# Shared groups of COUNT/SUM/MIN/MAX windows (several windows in one CTE, -INF, gaps between
+# windows, inline filters, NULL values) for the bucketed plan.
+BUCKET_QUERIES = [
+    "PREDICT SUM(fact.amount, 0, {e}, {u}) FOR EACH ent.ent_id WHERE COUNT(fact.*, -{s}, 0, {u}) > 0",
+    "PREDICT SUM(fact.qty, -{s}, {e}, {u}) > 2 FOR EACH ent.ent_id WHERE MAX(fact.qty, -{s2}, 0, {u}) >= 1",
+    "PREDICT MIN(fact.amount, 0, {e}, {u}) FOR EACH ent.ent_id WHERE COUNT(fact.amount, -INF, 0, {u}) >= 2",
+    "PREDICT MAX(fact.amount, {e}, {e2}, {u}) FOR EACH ent.ent_id WHERE SUM(fact.qty, -{s2}, -{s}, {u}) > 0",
+    "PREDICT COUNT(fact.* WHERE fact.status = 'a', 0, {e}, {u}) FOR EACH ent.ent_id "
+    "WHERE MIN(fact.qty WHERE fact.status = 'a', -{s}, 0, {u}) < 3 OR COUNT(fact.qty, -INF, -{s}, {u}) = 0",
+    "PREDICT SUM(fact.amount WHERE fact.flag = true, -{s}, {e}, {u}) FOR EACH ent.ent_id",
+]
+
+
+def _with_copies(case: Case, table: str, shift: dt.timedelta, halves: list[int]) -> tuple[Any, dict[str, list]]:
+    """The case's graph and rows plus, for each row of ``table`` with a time, copies moved by
+    ``h * shift / 2`` for each h in ``halves`` (new primary keys): several rows per key and
+    bucket, some on its edges."""
+    import copy as copying
+
+    import pyarrow as pa
+
+    rows = case.rows
+    original = rows[table]
+    ids = [r["fact_id"] for r in original if r.get("fact_id") is not None]
+    next_id = max(ids, default=0) + 1
+    copies = []
+    for row in original:
+        for h in halves:
+            if row["ts"] is None:
+                continue
+            copy = dict(row, ts=row["ts"] + h * shift / 2)
+            if "fact_id" in row:
+                copy["fact_id"], next_id = next_id, next_id + 1
+            copies.append(copy)
+    graph = copying.deepcopy(case.graph)
+    t = graph.table(table)
+    t.data = pa.Table.from_pylist(original + copies, schema=t.data.schema)
+    return graph, {**rows, table: original + copies}
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(cases(units=[pql.ast.TimeUnit.HOURS, pql.ast.TimeUnit.DAYS, pql.ast.TimeUnit.WEEKS]),
+       st.sampled_from(BUCKET_QUERIES), st.sampled_from([1, 2, 3, 7]), st.sampled_from([1, 2, 5]),
+       st.integers(min_value=1, max_value=3), st.integers(min_value=1, max_value=9),
+       st.lists(st.sampled_from([-3, -2, -1, 1, 2, 4]), max_size=3, unique=True))
+def test_bucketed_windows_on_an_even_grid_match_reference(case: Case, template: str, s: int, e: int,
+                                                          every: int, n: int, halves: list[int]) -> None:
+    """COUNT/SUM/MIN/MAX windows at evenly spaced anchors from per-bucket partials; the steps
+    are whole units, so window edges (bucket edges) fall on the generated events, and copies of
+    the events half a unit and whole units away put several rows of a key in one bucket."""
+    unit = case.units[0]
+    step = dt.timedelta(seconds=every * unit.exact_seconds)
+    anchors = [case.anchors[0] + (k - n // 2) * step for k in range(n)]
+    query = pql.parse(template.format(s=s, s2=s + 1, e=e, e2=e + 2, u=unit.word))
+    graph, rows = _with_copies(case, "fact", dt.timedelta(seconds=unit.exact_seconds), halves)
+    with grid_plan("bucketed"):
+        check_labels(Case(graph, rows, query, anchors, case.units))
 
 
 OPTION_SETS = st.sampled_from([
@@ -321,10 +392,6 @@ def test_pinned_aggregations_sharing_one_cte_keep_their_own_windows_and_nulls():
 def test_pinned_link_destinations_alive_at_each_anchor_of_a_grid(plan):
     """Link targets at evenly spaced anchors: a destination counts at an anchor only from its start
     (inclusive) until its end (exclusive); a NULL start never. Compared with the reference."""
-    from unittest import mock
-
-    from pql.compiler import running
-
     day = dt.timedelta(days=1)
     anchors = [A0 + k * day for k in range(-3, 4)]
     items = [item(1), item(2, start=A0 - day), item(3, end=A0), item(4, end=A0 + 2 * day), item(5, start=A0 + day),
@@ -337,6 +404,6 @@ def test_pinned_link_destinations_alive_at_each_anchor_of_a_grid(plan):
     query = pql.parse("PREDICT LIST_DISTINCT(transactions.item_id, 0, 3) RANK TOP 5 FOR EACH users.user_id")
     expected = reference_labels(query, graph, data, anchors)
     assert len({tuple(r[2]) for r in expected}) >= 4  # the lists do change across the anchors
-    with mock.patch.multiple(running, **GRID_PLANS[plan]):
+    with grid_plan(plan):
         cq = pql.compile(query, graph, database=Database(graph, con=_CON))
         assert_same_labels(sql_labels(cq, anchors), expected, f"plan {plan}")

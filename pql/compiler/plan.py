@@ -26,6 +26,7 @@ from pql.graph import Edge, Graph
 from pql.validated import ValidatedQuery
 
 from .aggregations import AGGREGATIONS, AggInput
+from .buckets import bucket_eligible, bucketed_select
 from .conditions import Operand, compile_condition
 from .running import (EXPANDED, AnchorGrid, Destination, expanded_rows, expansion_eligible, member_ranges,
                       running_count_select, running_eligible)
@@ -269,10 +270,11 @@ class Planner:
         joins: list[exp.Join] = []
         running = windowed and running_eligible(nodes, self.graph, self.grid, dst_valid)
         expand = windowed and not running and expansion_eligible(nodes, self.graph, self.grid)
+        bucketed = windowed and not running and not expand and bucket_eligible(nodes, self.graph, self.grid, dst_valid)
         members = member_ranges(nodes) if expand else []
         if expand:  # each row repeated at the anchor indexes whose window holds it (running.py)
             anchor = col(EXPANDED, "r")
-        elif windowed:
+        elif windowed and not bucketed:
             starts = [n.window.start for n in nodes]
             start = None if None in starts else min(starts)
             end = max(n.window.end for n in nodes)
@@ -285,6 +287,8 @@ class Planner:
             where.append(self._destination_valid(node))
         if running:
             return self._running(nodes, fk, time_col, where, scope.joins)
+        if bucketed:
+            return self._bucketed(nodes, fk, time_col, where, scope.joins)
         group = [fk.copy()] + ([anchor.copy()] if anchor is not None else [])
         projections = [exp.alias_(fk.copy(), KEY, quoted=True)]
         if anchor is not None:
@@ -334,6 +338,18 @@ class Planner:
         return running_count_select(nodes, source=self._source(nodes[0], nodes), key=fk, time_col=time_col,
                                     where=where, joins=joins, member_conditions=own,
                                     names=[_member_columns(j) for j in range(len(nodes))], grid=self.grid)
+
+    def _bucketed(self, nodes: list[ast.Aggregation], fk: exp.Expression, time_col: exp.Expression,
+                  where: list[exp.Expression], joins: list[exp.Join]) -> exp.Select:
+        """The bucketed form of a COUNT/SUM/MIN/MAX CTE (buckets.py; same columns as the range join)."""
+        values = [col(n.column.name, "r") if isinstance(n.column, ast.Column) else None for n in nodes]
+        own = [[exp.Not(this=exp.Is(this=v.copy(), expression=exp.Null()))] if v is not None else [] for v in values]
+        if len(nodes) == 1:
+            where, own = where + own[0], [[]]
+        return bucketed_select(nodes, source=self._source(nodes[0], nodes), key=fk, time_col=time_col, where=where,
+                               joins=joins, values=values, member_conditions=own,
+                               names=[_member_columns(j) for j in range(len(nodes))],
+                               value_dtypes=[self.column_dtype(n.column) for n in nodes], grid=self.grid)
 
     def _window(self, start: int | None, end: int, unit: ast.TimeUnit, time_col: exp.Expression) -> exp.Expression:
         """§7.1: a + s*u < time <= a + e*u (no lower bound for -INF)."""

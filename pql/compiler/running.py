@@ -288,7 +288,9 @@ def _alive_until(end: exp.Expression, grid: AnchorGrid) -> exp.Expression:
 
 
 def _fold(cls: type, items: list[exp.Expression]) -> exp.Expression:
-    return items[0] if len(items) == 1 else cls(this=items[0], expressions=items[1:])
+    """GREATEST or LEAST of ``items``, none of them NULL here: rendered as DuckDB's own function
+    (sqlglot would otherwise wrap it in a NULL test of every argument, evaluated on every row)."""
+    return items[0] if len(items) == 1 else cls(this=items[0], expressions=items[1:], ignore_nulls=True)
 
 
 def member_ranges(nodes: Sequence[ast.Aggregation]) -> list[tuple[str, str]]:
