@@ -5,7 +5,9 @@ input count ``n``. It joins the aggregated table to the ``anchors`` CTE on the w
 join DuckDB executes as a merge join), so every anchor is handled in one statement and no row is
 paired with anchors whose window it is not in. It groups by (key, anchor index): small integers
 whose statistics let DuckDB use its perfect-hash aggregate. Keys without input get the empty-window value (or
-are undefined) when a scope LEFT JOINs the CTE on (key, anchor).
+are undefined) when a scope LEFT JOINs the CTE on (key, anchor). At evenly spaced anchors, DuckDB
+SQL replaces the range join with anchor-index arithmetic (the same columns): running counts and
+expanded rows (running.py), or per-bucket partials at a few anchors (buckets.py).
 
 A *scope* is the row an expression is evaluated against: the entity row of the final query
 (:class:`EntityScope`) or a row of an aggregated table inside a CTE (:class:`RowScope`). Scopes add
