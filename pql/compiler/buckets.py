@@ -32,7 +32,7 @@ from pql import ast
 from pql.graph import Graph
 
 from .aggregations import AGGREGATIONS, AggInput
-from .running import AnchorGrid, _bounds, _epoch_us, _fold, _n, _time_bounds, row_only_filter
+from .running import AnchorGrid, _bounds, _epoch_us, _fold, _hi, _lo, _n, _ok, _time_bounds, row_only_filter
 from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col
 
 __all__ = ["BUCKETED", "bucket_eligible", "bucketed_select"]
@@ -43,24 +43,12 @@ BUCKETED = (ast.AggFunc.COUNT, ast.AggFunc.SUM, ast.AggFunc.MIN, ast.AggFunc.MAX
 _X, _BUCKET, _FIRST = "__pql_x", "__pql_b", "__pql_x0"
 
 
-def _lo(w: int) -> str:
-    return f"__pql_lo{w}"
-
-
-def _hi(w: int) -> str:
-    return f"__pql_hi{w}"
-
-
 def _partial(p: int) -> str:
     return f"__pql_p{p}"
 
 
 def _value(j: int) -> str:
     return f"__pql_val{j}"
-
-
-def _ok(j: int) -> str:
-    return f"__pql_ok{j}"
 
 
 def bucket_eligible(nodes: Sequence[ast.Aggregation], graph: Graph, grid: AnchorGrid | None, dst_valid: bool) -> bool:

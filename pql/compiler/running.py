@@ -42,8 +42,6 @@ def _ok(j: int) -> str:
     return f"__pql_ok{j}"
 
 
-
-
 def _delta(j: int) -> str:
     return f"__pql_d{j}"
 
