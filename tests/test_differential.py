@@ -91,11 +91,10 @@ def test_labels_match_reference(case: Case) -> None:
     check_labels(case)
 
 
-# The plans for evenly spaced anchors (compiler/running.py), forced by their thresholds:
-# running counts for COUNTs and expanded rows for the rest; or expanded rows for every aggregation;
-# or the range join for all.
-# Each plan a CTE over evenly spaced anchors can take, forced by its thresholds; the buckets are
-# the default below NESTED_LOOP_MAX anchors for COUNT/SUM/MIN/MAX, so "join" switches them off.
+# The plans for evenly spaced anchors (compiler/running.py, compiler/buckets.py), forced by their
+# thresholds: running counts for COUNTs and expanded rows for the rest; expanded rows for every
+# aggregation; per-bucket partials for COUNT/SUM/MIN/MAX and the range join for the rest; or the
+# range join for all (the buckets, the default up to NESTED_LOOP_MAX anchors, switched off).
 GRID_PLANS = {"running": {"MIN_PAIRS_PER_ROW": 0, "NESTED_LOOP_MAX": 0},
               "expanded": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 0},
               "bucketed": {"MIN_PAIRS_PER_ROW": 10**9, "NESTED_LOOP_MAX": 10**9},
