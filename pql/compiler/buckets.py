@@ -33,7 +33,7 @@ from pql.graph import Graph
 
 from .aggregations import AGGREGATIONS, AggInput
 from .running import AnchorGrid, _bounds, _epoch_us, _fold, _hi, _lo, _n, _ok, _time_bounds, row_only_filter
-from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col
+from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col, filtered
 
 __all__ = ["BUCKETED", "bucket_eligible", "bucketed_select"]
 
@@ -173,17 +173,14 @@ def bucketed_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expression,
     for j, (node, (v_name, n_name)) in enumerate(zip(nodes, names)):
         w = window_of[j]
         own = (exp.Between(this=col(ANCHOR_INDEX), low=col(_lo(w)), high=col(_hi(w)))
-               if len(windows) > 1 else None)
-
-        def combine(agg: exp.Expression) -> exp.Expression:
-            return exp.Filter(this=agg, expression=exp.Where(this=own.copy())) if own is not None else agg
-
-        count = exp.cast(exp.Coalesce(this=combine(exp.Sum(this=col(counts[j]))), expressions=[_n(0)]), "BIGINT")
+               if len(windows) > 1 else None)  # one window: every spread row is in it
+        count = exp.cast(exp.Coalesce(this=filtered(exp.Sum(this=col(counts[j])), own), expressions=[_n(0)]),
+                         "BIGINT")
         if folds[j] is None:
             value = count.copy()
         else:  # the function again over its partials: SUM of sums, MIN of minimums, MAX of maximums
-            value = AGGREGATIONS[node.func].build(AggInput(col(folds[j]), col(_FIRST), False, value_dtypes[j]))
-            value = value.transform(lambda e: combine(e) if isinstance(e, exp.AggFunc) else e, copy=True)
+            value = filtered(AGGREGATIONS[node.func].build(
+                AggInput(col(folds[j]), col(_FIRST), False, value_dtypes[j])), own)
         out += [exp.alias_(value, v_name, quoted=True), exp.alias_(count, n_name, quoted=True)]
     return (exp.select(*out, copy=False).from_(spread.subquery("w", copy=False), copy=False)
             .group_by(col(KEY), col(ANCHOR_INDEX), copy=False))

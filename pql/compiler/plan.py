@@ -32,24 +32,14 @@ from .buckets import bucket_eligible, bucketed_select
 from .conditions import Operand, compile_condition
 from .running import (EXPANDED, AnchorGrid, Destination, expanded_rows, expansion_eligible, member_ranges,
                       running_count_select, running_eligible)
-from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, inner_join,
-                       left_join, table_ref)
+from .sqlbuild import (ANCHOR, ANCHOR_INDEX, COUNT, ENTITY, KEY, VALUE, and_all, col, existence, filtered,
+                       inner_join, left_join, table_ref)
 from .timeunits import interval_add
 
 __all__ = ["Planner", "EntityScope", "RowScope", "ROW_NUMBER"]
 
 ROW_NUMBER = "__pql_row"  # source row order, for FIRST/LAST over a table without primary key
 _SAME = object()  # a window bound equal to the enclosing join's, so not repeated
-
-
-def _filtered(expr: exp.Expression, cond: exp.Expression) -> exp.Expression:
-    """``expr`` with ``FILTER (WHERE cond)`` on each aggregate call inside it."""
-    def wrap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.AggFunc):
-            return exp.Filter(this=node.copy(), expression=exp.Where(this=cond.copy()))
-        return node
-
-    return expr.transform(wrap, copy=True)
 
 
 def _edge(graph: Graph, src: str, dst: str) -> Edge:
@@ -315,7 +305,7 @@ class Planner:
             if len(nodes) == 1:
                 where.extend(own)
             elif own:
-                value, count = _filtered(value, and_all(own)), _filtered(count, and_all(own))
+                value, count = filtered(value, and_all(own)), filtered(count, and_all(own))
             v_name, n_name = _member_columns(j)
             projections += [exp.alias_(value, v_name, quoted=True), exp.alias_(count, n_name, quoted=True)]
         select = exp.select(*projections)

@@ -65,6 +65,20 @@ def and_all(parts: list[exp.Expression]) -> exp.Expression | None:
     return out
 
 
+def filtered(expr: exp.Expression, cond: exp.Expression | None) -> exp.Expression:
+    """``expr`` with ``FILTER (WHERE cond)`` on each aggregate call inside it (``expr`` itself
+    when ``cond`` is None)."""
+    if cond is None:
+        return expr
+
+    def wrap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.AggFunc):
+            return exp.Filter(this=node.copy(), expression=exp.Where(this=cond.copy()))
+        return node
+
+    return expr.transform(wrap, copy=True)
+
+
 def existence(time_col: exp.Expression | None, end_col: exp.Expression | None,
               anchor: exp.Expression) -> exp.Expression | None:
     """§7.5: time <= anchor, and end-time NULL or later than the anchor."""
