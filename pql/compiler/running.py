@@ -188,15 +188,24 @@ def running_count_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expres
         lo, hi = _bounds(node.window, col(_X), grid)  # type: ignore[arg-type]
         ranges = ranges.select(exp.alias_(lo, _lo(j), quoted=True), exp.alias_(hi, _hi(j), quoted=True), copy=False)
     ranges = ranges.from_(rows.subquery("r0", copy=False), copy=False)
-    # One row per (row, range end): the index and each member's +1 / -1 (0 for the other members).
-    points: list[exp.Expression] = []
-    deltas: list[list[exp.Expression]] = [[] for _ in nodes]
-    for j in range(len(nodes)):
-        counted = exp.and_(exp.LTE(this=col(_lo(j)), expression=col(_hi(j))), col(_ok(j)))
-        weight = exp.Case(ifs=[exp.If(this=counted, true=_n(1))], default=_n(0))
-        points += [col(_lo(j)), exp.Add(this=col(_hi(j)), expression=_n(1))]
-        for m in range(len(nodes)):
-            deltas[m] += [weight.copy(), exp.Neg(this=exp.Paren(this=weight.copy()))] if m == j else [_n(0), _n(0)]
+    # One row per (row, window edge): the index where the row enters (at lo, from the window's end
+    # e) or leaves (at hi + 1, from its start s) a member's window, and each member's +1 / -1 there.
+    # Both are "the first k with a_k >= t - offset", so members whose edges share an offset (churn's
+    # (-90, 0] and (0, 30]) share the row: three rows per row instead of four.
+    edges: dict[int, tuple[exp.Expression, dict[int, int]]] = {}  # offset -> (index, member -> sign)
+    for j, node in enumerate(nodes):
+        w = node.window
+        unit_us = w.unit.exact_seconds * 1_000_000  # type: ignore[union-attr, operator]
+        edges.setdefault(w.end * unit_us, (col(_lo(j)), {}))[1][j] = 1  # type: ignore[union-attr]
+        if w.start is not None:  # type: ignore[union-attr]
+            leave = exp.Add(this=col(_hi(j)), expression=_n(1))
+            edges.setdefault(w.start * unit_us, (leave, {}))[1][j] = -1  # type: ignore[union-attr]
+    weights = [exp.Case(ifs=[exp.If(this=exp.and_(exp.LTE(this=col(_lo(j)), expression=col(_hi(j))), col(_ok(j))),
+                                     true=_n(1))], default=_n(0)) for j in range(len(nodes))]
+    points = [index for index, _ in edges.values()]
+    deltas: list[list[exp.Expression]] = [
+        [weights[m].copy() if signs.get(m) == 1 else exp.Neg(this=exp.Paren(this=weights[m].copy()))
+         if signs.get(m) == -1 else _n(0) for _, signs in edges.values()] for m in range(len(nodes))]
     emit = exp.select(col(KEY), exp.alias_(exp.Explode(this=exp.Array(expressions=points)), _IDX, quoted=True),
                       *[exp.alias_(exp.Explode(this=exp.Array(expressions=d)), _delta(j), quoted=True)
                         for j, d in enumerate(deltas)], copy=False).from_(ranges.subquery("r1", copy=False), copy=False)
