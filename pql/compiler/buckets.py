@@ -32,7 +32,7 @@ from pql import ast
 from pql.graph import Graph
 
 from .aggregations import AGGREGATIONS, AggInput
-from .running import AnchorGrid, _bounds, _epoch_us, _fold, _hi, _lo, _n, _ok, _time_bounds, row_only_filter
+from .running import AnchorGrid, _bounds, _epoch_us, _fold, _hi, _lo, _n, _ok, _time_bounds, _unit_us, row_only_filter
 from .sqlbuild import ANCHOR_INDEX, KEY, and_all, col, filtered
 
 __all__ = ["BUCKETED", "bucket_eligible", "bucketed_select"]
@@ -66,7 +66,7 @@ def _edge_offsets(windows: Sequence[ast.Window]) -> list[int]:
     """Every window edge's offset from its anchor, in microseconds."""
     offsets = []
     for w in windows:
-        unit_us = w.unit.exact_seconds * 1_000_000  # type: ignore[operator]
+        unit_us = _unit_us(w)
         offsets.append(w.end * unit_us)
         if w.start is not None:
             offsets.append(w.start * unit_us)

@@ -80,6 +80,11 @@ class AnchorGrid:
         return self.a0 + (self.count - 1) * self.step_us * _US
 
 
+def _unit_us(window: ast.Window) -> int:
+    """Microseconds in one unit of an exact-unit window (not months)."""
+    return window.unit.exact_seconds * 1_000_000  # type: ignore[operator]
+
+
 # The range join pairs a row with about (window length / anchor step) anchors; the running count
 # costs about two rows per row plus a sort. Below this many pairs per row the join is cheaper
 # (Complete Journey: a 90-day and a 30-day window at a 30-day step pair a row with 4 anchors).
@@ -92,7 +97,7 @@ def _pairs_per_row(nodes: Sequence[ast.Aggregation], grid: AnchorGrid) -> float:
         w = node.window
         if w is None or w.start is None or w.unit.exact_seconds is None:
             return float(grid.count)
-        length_us = (w.end - w.start) * w.unit.exact_seconds * 1_000_000
+        length_us = (w.end - w.start) * _unit_us(w)
         total += min(grid.count, length_us / grid.step_us)
     return total
 
@@ -141,7 +146,7 @@ def _bounds(window: ast.Window, x: exp.Expression, grid: AnchorGrid) -> tuple[ex
     a_k >= t - e for lo, a_k < t - s for hi.
 
     Either end may fall past the last anchor: such points start no run that reaches an anchor."""
-    unit_us = window.unit.exact_seconds * 1_000_000  # type: ignore[operator]
+    unit_us = _unit_us(window)
     lo = _first_from(exp.Sub(this=x.copy(), expression=_n(window.end * unit_us + grid.a0_us)), grid.step_us)
     if window.start is None:
         return lo, _n(grid.count - 1)
@@ -195,7 +200,7 @@ def running_count_select(nodes: Sequence[ast.Aggregation], *, source: exp.Expres
     edges: dict[int, tuple[exp.Expression, dict[int, int]]] = {}  # offset -> (index, member -> sign)
     for j, node in enumerate(nodes):
         w = node.window
-        unit_us = w.unit.exact_seconds * 1_000_000  # type: ignore[union-attr, operator]
+        unit_us = _unit_us(w)  # type: ignore[arg-type]
         edges.setdefault(w.end * unit_us, (col(_lo(j)), {}))[1][j] = 1  # type: ignore[union-attr]
         if w.start is not None:  # type: ignore[union-attr]
             leave = exp.Add(this=col(_hi(j)), expression=_n(1))
